@@ -1,0 +1,8 @@
+"""Command line of compinv."""
+
+from __future__ import annotations
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point (filled in by the package issue)."""
+    raise SystemExit("compinv: not implemented yet")

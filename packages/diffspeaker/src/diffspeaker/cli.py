@@ -1,0 +1,8 @@
+"""Command line of diffspeaker."""
+
+from __future__ import annotations
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point (filled in by the package issue)."""
+    raise SystemExit("diffspeaker: not implemented yet")

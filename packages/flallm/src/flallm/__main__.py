@@ -1,0 +1,7 @@
+"""``python -m flallm`` == the ``flallm`` script."""
+
+import sys
+
+from flallm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,8 @@
+"""Command line of pvlr."""
+
+from __future__ import annotations
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point (filled in by the package issue)."""
+    raise SystemExit("pvlr: not implemented yet")

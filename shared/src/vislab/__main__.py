@@ -1,0 +1,7 @@
+"""``python -m vislab`` == the ``vislab`` command."""
+
+import sys
+
+from vislab.cli import main
+
+sys.exit(main())

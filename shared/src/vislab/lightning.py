@@ -1,0 +1,58 @@
+"""Lightning defaults shared by every package: logger, progress bar, checkpoints, precision."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint, RichProgressBar, TQDMProgressBar
+from pytorch_lightning.loggers import CSVLogger
+
+from vislab import runtime
+
+if TYPE_CHECKING:
+    from vislab.run import Run
+
+
+def progress_bar() -> Callback:
+    """Rich progress bar (tqdm where rich's terminal features are unavailable)."""
+    try:
+        return RichProgressBar(leave=True)
+    except Exception:  # noqa: BLE001 - rich missing or unusable
+        return TQDMProgressBar()
+
+
+def build_trainer(run: Run | None, trainer_cfg: dict[str, Any], callbacks: list[Callback] | None = None) -> pl.Trainer:
+    """A ``pl.Trainer`` with vislab's defaults, overridable by ``trainer_cfg`` keys.
+
+    Defaults: accelerator and precision from :mod:`vislab.runtime` (``32-true`` on CPU),
+    one device, CSV logs and ``checkpoints/`` (with ``last.ckpt``) in the run folder, a
+    rich progress bar, no model summary. ``trainer_cfg`` may add any Trainer keyword,
+    e.g. ``strategy: ddp, devices: 2``.
+    """
+    cfg = dict(trainer_cfg)
+    ckpt_cfg = cfg.pop("checkpoint", {}) or {}
+    kw: dict[str, Any] = {
+        "accelerator": runtime.accelerator(),
+        "devices": 1,
+        "precision": runtime.precision(),
+        "enable_model_summary": False,
+        "log_every_n_steps": 1,
+        "num_sanity_val_steps": 0,
+    }
+    kw.update(cfg)
+    if kw.get("precision") == "auto":
+        kw["precision"] = runtime.precision()
+    cbs: list[Callback] = list(callbacks or [])
+    if kw.get("enable_progress_bar", True):
+        cbs.append(progress_bar())
+    if run is not None:
+        kw.setdefault("default_root_dir", str(run.out))
+        if kw.get("logger", True) is not False:
+            kw["logger"] = CSVLogger(str(run.out), name="logs", version="")
+        if kw.get("enable_checkpointing", True) and not kw.get("fast_dev_run"):
+            cbs.append(ModelCheckpoint(dirpath=str(run.checkpoints), save_last=True, **ckpt_cfg))
+    else:
+        kw.setdefault("logger", False)
+        kw.setdefault("enable_checkpointing", False)
+    return pl.Trainer(callbacks=cbs, **kw)
