@@ -60,6 +60,11 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
             value = yaml.safe_load(val)
         except yaml.YAMLError:
             value = val
+        if isinstance(value, str):
+            try:
+                value = float(value)  # YAML 1.1 reads "1e-3" as a string
+            except ValueError:
+                pass
         node = out
         parts = key.replace("-", "_").split(".")
         for part in parts[:-1]:

@@ -94,7 +94,7 @@ class Run:
     def log(self, message: str) -> None:
         """Print a message on the main process."""
         if is_main_process():
-            console().print(message)
+            console().print(message, soft_wrap=True)
 
     def trainer(self, **overrides: Any):
         """A Lightning Trainer from ``config['trainer']`` with vislab's defaults (see vislab.lightning)."""
@@ -176,6 +176,8 @@ def start_run(package: str, argv: list[str], description: str = "") -> Run | Non
     if args.resume and args.output_dir is None:
         raise ConfigError("--resume needs --output-dir (the folder of the run to continue)")
     out = out.resolve()
+    if args.resume and not (out / "checkpoints" / "last.ckpt").is_file():
+        raise VislabError(f"{out / 'checkpoints' / 'last.ckpt'}: --resume given but there is no last checkpoint in this output folder")
     os.environ[RUN_DIR_ENV] = str(out)  # DDP workers re-run this command: same folder
     out.mkdir(parents=True, exist_ok=True)
     run = Run(package=package, out=out, config=config, resume=args.resume)

@@ -1,8 +1,15 @@
-"""Command line of compinv."""
+"""Command line of compinv: ``compinv`` / ``python -m compinv`` / ``train compinv``."""
 
 from __future__ import annotations
 
+from vislab.errors import VislabError
+from vislab.run import Run, method_main
+
+
+def _train(run: Run) -> None:
+    raise VislabError("compinv: training is not implemented yet")
+
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point (filled in by the package issue)."""
-    raise SystemExit("compinv: not implemented yet")
+    """Run the embedded default, or a real run from --config / overrides."""
+    return method_main("compinv", _train, argv)
