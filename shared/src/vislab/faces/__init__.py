@@ -1,0 +1,61 @@
+"""Toy face anti-spoofing data and real-dataset readers.
+
+* :class:`ToyFaces` -- deterministic toy dataset: live faces (procedural + scikit-image's LFW subset
+  and astronaut) under physical, adversarial and digital-editing attacks, in capture domains
+  O / C / I / M (+ U). Items: ``image`` (3,H,W) in [0,1], ``label`` (0 live, 1 physical,
+  2 adversarial, 3 digital editing), ``live`` (1/0), ``attack``, ``domain``, ``identity``, ``video``,
+  ``frame``, ``depth`` (1,H,W).
+* protocols: :func:`leave_one_domain_out` (O/C/I/M), :func:`uniattack_protocol` (p1, p2.1, p2.2).
+* attacks and domains as separate seedable transforms: :data:`ATTACKS`, :data:`DOMAINS`, :func:`camera`.
+"""
+
+from vislab.faces.attacks import (
+    ADVERSARIAL,
+    ALL_ATTACKS,
+    ATTACKS,
+    DIGITAL,
+    DIGITAL_EDITING,
+    LABEL_NAMES,
+    PHYSICAL,
+    Attack,
+    attack_label,
+    get_attack,
+)
+from vislab.faces.domains import DOMAINS, MCIO, Domain, camera, get_domain
+from vislab.faces.protocols import (
+    UNIATTACK_PROTOCOLS,
+    leave_one_domain_out,
+    parse_protocol,
+    uniattack_attacks,
+    uniattack_protocol,
+)
+from vislab.faces.toy import FaceRecord, ToyFaces, balanced_weights, cache_root, render_sample, split_identities
+
+__all__ = [
+    "ADVERSARIAL",
+    "ALL_ATTACKS",
+    "ATTACKS",
+    "Attack",
+    "DIGITAL",
+    "DIGITAL_EDITING",
+    "DOMAINS",
+    "Domain",
+    "FaceRecord",
+    "LABEL_NAMES",
+    "MCIO",
+    "PHYSICAL",
+    "ToyFaces",
+    "UNIATTACK_PROTOCOLS",
+    "attack_label",
+    "balanced_weights",
+    "cache_root",
+    "camera",
+    "get_attack",
+    "get_domain",
+    "leave_one_domain_out",
+    "parse_protocol",
+    "render_sample",
+    "split_identities",
+    "uniattack_attacks",
+    "uniattack_protocol",
+]
