@@ -1,8 +1,18 @@
-"""Command line of diffspeaker."""
+"""Command line of diffspeaker: ``diffspeaker`` (train) and ``diffspeaker animate``."""
 
 from __future__ import annotations
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point (filled in by the package issue)."""
-    raise SystemExit("diffspeaker: not implemented yet")
+    from vislab.run import method_main
+
+    from diffspeaker.commands import animate_main
+    from diffspeaker.train import train
+
+    return method_main(
+        "diffspeaker",
+        train,
+        argv,
+        commands={"animate": animate_main},
+        description="DiffSpeaker: speech-driven 3D facial animation with a diffusion transformer (arXiv:2402.05712).",
+    )

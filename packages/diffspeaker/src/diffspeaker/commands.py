@@ -1,0 +1,111 @@
+"""``diffspeaker animate``: speech (+ neutral mesh) -> vertex animation (.npy) and a video."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vislab.errors import InputError, VislabError
+
+
+def animate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="diffspeaker animate", description="Animate a face mesh from speech with a trained DiffSpeaker checkpoint.")
+    p.add_argument("--checkpoint", required=True, type=Path, help="a .ckpt written by `diffspeaker` training (e.g. RUN/checkpoints/last.ckpt)")
+    p.add_argument("--audio", required=True, type=Path, help="speech file (.wav/.flac); stereo is averaged, other rates resampled to 16 kHz")
+    p.add_argument("--template", type=Path, default=None, help="neutral mesh (.npy (V,3), .ply or .obj) with the checkpoint's vertex count "
+                   "(default: the template stored in the checkpoint, e.g. the synthetic face)")
+    p.add_argument("--style", default="0", help="speaking style: index or name of a training subject (default 0)")
+    p.add_argument("--output-dir", type=Path, default=Path("."), help="where to write <audio stem>.npy and the video (default .)")
+    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the checkpoint's sampling.steps, 50)")
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the checkpoint's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--video", choices=["mp4", "gif", "none"], default="mp4", help="video format (mp4 carries the audio)")
+    p.add_argument("--size", type=int, default=320, help="video frame size in pixels")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: best available)")
+    return p
+
+
+def resolve_style(style: str, styles: list[str], n_styles: int) -> int:
+    if style in styles:
+        return styles.index(style)
+    try:
+        k = int(style)
+    except ValueError:
+        raise VislabError(f"--style {style!r}: not an index or a training style ({', '.join(styles)})") from None
+    if not 0 <= k < n_styles:
+        raise VislabError(f"--style {k}: out of range, the checkpoint has {n_styles} styles ({', '.join(styles)})")
+    return k
+
+
+def animate_main(argv: list[str]) -> int:
+    args = animate_parser().parse_args(argv)
+    import torch
+
+    from diffspeaker.data import read_audio, read_mesh
+    from diffspeaker.model import demo_frame_count
+    from diffspeaker.module import load_checkpoint
+    from diffspeaker.render import render_sequence, save_video
+    from vislab import runtime
+    from vislab.io import atomic_path
+    from vislab.run import console
+
+    con = console()
+    module = load_checkpoint(args.checkpoint)
+    g = module.geometry
+    n_feats = module.model.denoiser.motion_decoder.out_features
+    n_styles = module.model.denoiser.style.embedding.num_embeddings
+    audio = read_audio(args.audio, resample=True, log=lambda m: con.print(f"[yellow]note[/yellow]: {m}"))
+    faces = g.faces if g is not None else None
+    if args.template is not None:
+        tpl, tfaces = read_mesh(args.template)
+        faces = tfaces if tfaces is not None else (faces if faces is not None and len(tpl) * 3 == n_feats else None)
+    elif g is not None:
+        tpl = g.template
+    else:
+        raise VislabError("this checkpoint stores no template mesh: pass --template")
+    if tpl.size != n_feats:
+        raise InputError(args.template or args.checkpoint, f"template has {len(tpl)} vertices, the checkpoint expects {n_feats // 3}")
+    k = resolve_style(args.style, g.styles if g is not None else [], n_styles)
+    fps = g.fps if g is not None else 30.0
+    if args.steps is not None:
+        module.sampling["steps"] = args.steps
+    if args.guidance is not None:
+        module.sampling["guidance"] = args.guidance
+    dev = torch.device(args.device) if args.device else runtime.device()
+    module = module.to(dev)
+    wave = torch.as_tensor(audio)[None]
+    lengths = torch.tensor([len(audio)])
+    S = module.model.audio_encoder.feature_lengths(lengths)[0]
+    T = demo_frame_count(S, fps)
+    style = torch.zeros(1, n_styles)
+    style[0, k] = 1
+    batch = {"audio": wave, "audio_len": lengths, "n_frames": torch.tensor([T]), "style": style,
+             "frame_mask": torch.ones(1, T, dtype=torch.bool), "template": torch.as_tensor(tpl.reshape(1, -1))}
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        verts = module.generate(batch, seed=args.seed)[0].cpu().numpy().reshape(T, -1, 3).astype(np.float32)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    secs = time.perf_counter() - t0
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    npy = out / f"{args.audio.stem}.npy"
+    with atomic_path(npy) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, verts)
+    con.print(f"{T} frames ({len(audio) / 16000:.2f} s of audio, {fps:g} fps) in {secs:.2f} s = {T / secs:.1f} frames/s "
+              f"({module.sampling['steps']} DDIM steps, all frames in parallel) -> {npy}  [(T,V,3) = {verts.shape}]")
+    if args.video != "none":
+        frames = render_sequence(verts, faces, size=args.size)
+        vid = out / f"{args.audio.stem}.{args.video}"
+        try:
+            save_video(frames, vid, fps, audio=audio if args.video == "mp4" else None)
+        except Exception as e:  # noqa: BLE001 - no ffmpeg: fall back to GIF
+            vid = out / f"{args.audio.stem}.gif"
+            con.print(f"[yellow]note[/yellow]: mp4 writing failed ({e.__class__.__name__}); writing a GIF instead")
+            save_video(frames, vid, fps)
+        con.print(f"video -> {vid}")
+    return 0

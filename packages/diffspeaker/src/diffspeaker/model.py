@@ -1,0 +1,465 @@
+"""DiffSpeaker's networks, top to bottom.
+
+Shapes: B batch, T mesh frames, S audio frames (~50 Hz), V vertices (3V flattened
+coordinates), D denoiser width, A audio-encoder width (768 for base models), H heads,
+L denoiser layers.
+
+    waveform (B,N) --AudioEncoder--> (B,S,A) --align_audio_to_frames--> (B,T,A)
+    x_t (B,T,3V), t (B,), style one-hot (B,n_ids) --BiasedDenoiser(audio)--> x0_hat (B,T,3V)
+    DiffSpeaker: DDPM training (1000 steps, x0 target) and DDIM sampling (50 steps).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# --------------------------------------------------------------------------- audio
+
+
+def normalize_waveform(wave: torch.Tensor, lengths: torch.Tensor | None = None, eps: float = 1e-7) -> torch.Tensor:
+    """Zero-mean unit-variance normalisation per utterance (wav2vec2 feature-extractor rule).
+
+    ``wave``: (B,N) float; ``lengths``: (B,) valid samples (padding stays 0).
+    y = (x - mean) / sqrt(var + eps), mean/var over the valid samples.
+    """
+    if lengths is None:
+        lengths = torch.full((wave.shape[0],), wave.shape[1], device=wave.device)
+    out = torch.zeros_like(wave)
+    for i, n in enumerate(lengths.tolist()):
+        x = wave[i, :n]
+        out[i, :n] = (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + eps)
+    return out
+
+
+def tiny_audio_config(kind: str = "wav2vec2", hidden: int = 32, layers: int = 2, heads: int = 2, intermediate: int = 64, conv_dim: int = 16) -> dict[str, Any]:
+    """A random-init Wav2Vec2/HuBERT config for tests and the embedded default.
+
+    Conv kernels (10,3,3,3,3,2,2) and strides (5,2,2,2,2,2,2) are kept so 16 kHz audio still
+    gives ~50 feature frames per second (32000 samples -> 99 frames).
+    """
+    return {
+        "model_type": kind,
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "intermediate_size": intermediate,
+        "conv_dim": [conv_dim] * 7,
+        "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
+        "conv_stride": [5, 2, 2, 2, 2, 2, 2],
+        "num_conv_pos_embeddings": 16,
+        "num_conv_pos_embedding_groups": 2,
+        "vocab_size": 32,
+    }
+
+
+def build_backbone(config: dict[str, Any] | None = None, path: str | None = None) -> nn.Module:
+    """A transformers ``Wav2Vec2Model`` or ``HubertModel``.
+
+    ``path``: a local folder saved by ``save_pretrained`` (e.g. facebook/wav2vec2-base-960h or
+    facebook/hubert-base-ls960 downloaded by the user); ``config``: a config dict (random init).
+    HuBERT and wav2vec2 share keys and forward, so either class reproduces the official model.
+    """
+    from transformers import AutoConfig, HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2Model
+
+    from vislab.errors import InputError
+    from vislab.io import require_dir
+
+    if path:
+        d = require_dir(path, "audio encoder folder")
+        if not (d / "config.json").is_file():
+            raise InputError(d, "not a transformers model folder (config.json missing)")
+        try:
+            cfg = AutoConfig.from_pretrained(str(d), local_files_only=True)
+            cls = HubertModel if cfg.model_type == "hubert" else Wav2Vec2Model
+            if cfg.model_type not in ("hubert", "wav2vec2"):
+                raise InputError(d, f"audio encoder must be wav2vec2 or hubert, got model_type={cfg.model_type!r}")
+            return cls.from_pretrained(str(d), local_files_only=True)
+        except InputError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise InputError(d, f"cannot load audio encoder ({e.__class__.__name__}: {str(e)[:200]})") from None
+    cfg = dict(config or tiny_audio_config())
+    kind = cfg.pop("model_type", "wav2vec2")
+    for k in ("architectures", "transformers_version", "_name_or_path"):
+        cfg.pop(k, None)
+    if kind == "hubert":
+        return HubertModel(HubertConfig(**cfg))
+    return Wav2Vec2Model(Wav2Vec2Config(**cfg))
+
+
+def align_audio_to_frames(feats: torch.Tensor, feat_lengths: list[int], n_frames: list[int]) -> torch.Tensor:
+    """Linear interpolation (align_corners=True) of each clip's audio features to its frame count.
+
+    ``feats`` (B,S,A), ``feat_lengths[i]`` valid audio frames, ``n_frames[i]`` mesh frames T_i.
+    Returns (B, max T_i, A), zero beyond T_i.
+    """
+    B, _, A = feats.shape
+    out = feats.new_zeros(B, max(n_frames), A)
+    for i in range(B):
+        f = feats[i, : feat_lengths[i]].transpose(0, 1)[None]  # (1,A,S_i)
+        out[i, : n_frames[i]] = F.interpolate(f, size=n_frames[i], mode="linear", align_corners=True)[0].transpose(0, 1)
+    return out
+
+
+def demo_frame_count(n_audio_frames: int, fps: float) -> int:
+    """Frames to generate without ground truth: T = int(S / 50 * fps)."""
+    return max(1, int(n_audio_frames / 50 * fps))
+
+
+class AudioEncoder(nn.Module):
+    """Wav2Vec2/HuBERT speech encoder; the CNN waveform encoder is frozen.
+
+    forward(wave (B,N), lengths (B,), n_frames list[T_i]) -> (B, max T_i, A).
+    HF train-mode SpecAugment/LayerDrop (from the backbone config) stay active, as in the official code.
+    """
+
+    def __init__(self, backbone: nn.Module, freeze_cnn: bool = True):
+        super().__init__()
+        self.backbone = backbone
+        self.dim = int(backbone.config.hidden_size)
+        if freeze_cnn:
+            for p in self.backbone.feature_extractor.parameters():
+                p.requires_grad_(False)
+            self.backbone.feature_extractor._requires_grad = False
+
+    def feature_lengths(self, lengths: torch.Tensor) -> list[int]:
+        """Audio frames S_i produced for ``lengths`` samples (conv arithmetic of the backbone)."""
+        return [int(x) for x in self.backbone._get_feat_extract_output_lengths(lengths.cpu()).tolist()]
+
+    def encode(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, list[int]]:
+        """Raw features (B,S,A) of normalised audio and the valid lengths S_i."""
+        if lengths is None:
+            lengths = torch.full((wave.shape[0],), wave.shape[1], dtype=torch.long)
+        wave = normalize_waveform(wave, lengths)
+        feats = self.backbone(wave).last_hidden_state
+        return feats, self.feature_lengths(lengths)
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None, n_frames: list[int]) -> torch.Tensor:
+        feats, flen = self.encode(wave, lengths)
+        return align_audio_to_frames(feats, flen, n_frames)
+
+
+# --------------------------------------------------------------------------- biases
+
+
+def alibi_slopes(n_heads: int) -> list[float]:
+    """ALiBi head slopes: start = 2^(-8/H), m_h = start^(h+1); non powers of two take the
+    slopes of the nearest lower power c, then every other slope of 2c (H=4: 1/4,1/16,1/64,1/256)."""
+
+    def pow2(n: int) -> list[float]:
+        start = 2.0 ** (-8.0 / n)
+        return [start ** (h + 1) for h in range(n)]
+
+    if math.log2(n_heads).is_integer():
+        return pow2(n_heads)
+    c = 2 ** math.floor(math.log2(n_heads))
+    return pow2(c) + alibi_slopes(2 * c)[0::2][: n_heads - c]
+
+
+def periodic_bias(T: int, period: int) -> torch.Tensor:
+    """Bidirectional periodic distance b (T,T): b(i,j) = -floor((i-j)/p) for j<=i,
+    -floor((j-i-1)/p) for j>i (zero band j in [i-p+1, i+p]; asymmetric)."""
+    i = torch.arange(T)[:, None]
+    j = torch.arange(T)[None, :]
+    past = -torch.div(i - j, period, rounding_mode="floor")
+    future = -torch.div(j - i - 1, period, rounding_mode="floor")
+    return torch.where(j <= i, past, future).float()
+
+
+def biased_self_attention_mask(n_heads: int, T: int, period: int, n_tokens: int = 2, attn_scale: float = 1.0) -> torch.Tensor:
+    """B_self (H, T, n_tokens+T): m_h * b(i,j), with ``n_tokens`` zero columns prepended for the
+    style and time keys. ``attn_scale`` 0: no bias (zeros); < 0: also -inf above the diagonal
+    (causal, FaceFormer style; the official code's ``tgt_attn_scale`` switch)."""
+    slopes = torch.tensor(alibi_slopes(n_heads))[:, None, None]
+    bias = slopes * periodic_bias(T, period)[None]
+    if attn_scale == 0:
+        bias = torch.zeros_like(bias)
+    if attn_scale < 0:
+        causal = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+        bias = bias.masked_fill(causal, float("-inf"))
+    return torch.cat([torch.zeros(n_heads, T, n_tokens), bias], dim=2)
+
+
+def alignment_mask(T: int, n_tokens: int = 2) -> torch.Tensor:
+    """M_cross bool (T, n_tokens+T), True = blocked: frame i sees the style key, the time key and
+    audio frame i only."""
+    eye = torch.eye(T, dtype=torch.bool)
+    return torch.cat([torch.zeros(T, n_tokens, dtype=torch.bool), ~eye], dim=1)
+
+
+# --------------------------------------------------------------------------- denoiser
+
+
+class PeriodicPositionalEncoding(nn.Module):
+    """PPE: interleaved sin/cos code of the phase (t mod p), added to (B,T,D), then dropout.
+
+    pe[t, 2k] = sin(phase * w_k), pe[t, 2k+1] = cos(phase * w_k), w_k = 10000^(-2k/D), phase = t mod p.
+    Computed for any T on the fly (the official table stops at 5000 frames).
+    """
+
+    def __init__(self, dim: int, period: int, dropout: float = 0.1):
+        super().__init__()
+        self.dim, self.period = dim, period
+        self.dropout = nn.Dropout(dropout)
+
+    def code(self, T: int, device: torch.device | None = None) -> torch.Tensor:
+        phase = (torch.arange(T, device=device) % self.period).float()[:, None]
+        w = torch.exp(torch.arange(0, self.dim, 2, device=device).float() * (-math.log(10000.0) / self.dim))
+        pe = torch.zeros(T, self.dim, device=device)
+        pe[:, 0::2] = torch.sin(phase * w)
+        pe[:, 1::2] = torch.cos(phase * w)[:, : self.dim // 2]
+        return pe
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(x + self.code(x.shape[1], x.device)[None])
+
+
+class StyleEmbedding(nn.Module):
+    """Speaking-style token: s = Embedding(n_ids, L*D)[argmax one-hot] -> (B, L*D)."""
+
+    def __init__(self, n_ids: int, dim: int):
+        super().__init__()
+        self.embedding = nn.Embedding(n_ids, dim)
+
+    def forward(self, one_hot: torch.Tensor) -> torch.Tensor:
+        return self.embedding(one_hot.argmax(dim=-1))
+
+
+class DiffusionStepEmbedding(nn.Module):
+    """Time token: e = Linear(SiLU(Linear([cos(t f), sin(t f)]))) -> (B, L*D); f_k = 10000^(-k/(A/2))."""
+
+    def __init__(self, sin_dim: int, dim: int):
+        super().__init__()
+        from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+
+        self.proj = Timesteps(sin_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.mlp = TimestepEmbedding(sin_dim, dim)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.proj(t).to(self.mlp.linear_1.weight.dtype))
+
+
+class BiasedDecoderLayer(nn.Module):
+    """Pre-norm decoder layer with prepended condition tokens c (B,2,D) (style, time; not normed).
+
+        x += SelfAttn(q=LN1 x, kv=[c; LN1 x], float mask B_self (B*H,T,T+2))
+        x += CrossAttn(q=LN2 x, kv=[c; m], mask M_cross (T,T+2))
+        x += FF(LN3 x)                                   (GELU, dropout)
+    """
+
+    def __init__(self, dim: int, heads: int, ff: int, dropout: float = 0.1):
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.cross_attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.ff = nn.Sequential(nn.Linear(dim, ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff, dim))
+        self.drop1, self.drop2, self.drop3 = nn.Dropout(dropout), nn.Dropout(dropout), nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, tokens: torch.Tensor, self_mask: torch.Tensor, cross_mask: torch.Tensor) -> torch.Tensor:
+        h = self.norm1(x)
+        kv = torch.cat([tokens, h], dim=1)
+        x = x + self.drop1(self.self_attn(h, kv, kv, attn_mask=self_mask, need_weights=False)[0])
+        h = self.norm2(x)
+        kv = torch.cat([tokens, memory], dim=1)
+        x = x + self.drop2(self.cross_attn(h, kv, kv, attn_mask=cross_mask, need_weights=False)[0])
+        return x + self.drop3(self.ff(self.norm3(x)))
+
+
+class BiasedDenoiser(nn.Module):
+    """The denoiser: predicts clean offsets x0 (B,T,3V) from x_t, audio, diffusion step and style.
+
+    h = PPE(Linear(3V->D)(x_t)); audio m = Linear(A->D)(aligned audio); per layer l the tokens
+    c_l = [s_l, e_l] (chunks of the style and time embeddings); output head Linear(D->3V) zero-init.
+    """
+
+    def __init__(self, n_feats: int, audio_dim: int = 768, dim: int = 512, ff: int = 1024, heads: int = 4, layers: int = 1,
+                 dropout: float = 0.1, period: int = 30, n_styles: int = 8, time_sin_dim: int = 768, self_attn_scale: float = 1.0,
+                 cross_alignment: bool = True):
+        super().__init__()
+        self.dim, self.heads, self.layers_n, self.period = dim, heads, layers, period
+        self.self_attn_scale, self.cross_alignment = self_attn_scale, cross_alignment
+        self.audio_feature_map = nn.Linear(audio_dim, dim)
+        self.vertice_map = nn.Linear(n_feats, dim)
+        self.ppe = PeriodicPositionalEncoding(dim, period, dropout)
+        self.style = StyleEmbedding(n_styles, dim * layers)
+        self.time = DiffusionStepEmbedding(time_sin_dim, dim * layers)
+        self.layers = nn.ModuleList(BiasedDecoderLayer(dim, heads, ff, dropout) for _ in range(layers))
+        self.motion_decoder = nn.Linear(dim, n_feats)
+        nn.init.zeros_(self.motion_decoder.weight)
+        nn.init.zeros_(self.motion_decoder.bias)
+
+    def masks(self, B: int, T: int, frame_mask: torch.Tensor | None, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Additive float masks: self (B*H,T,T+2) batch-major, cross (B*H,T,T+2); key padding -inf."""
+        self_m = biased_self_attention_mask(self.heads, T, self.period, 2, self.self_attn_scale).to(device)
+        self_m = self_m[None].expand(B, -1, -1, -1)
+        if self.cross_alignment:
+            cross = alignment_mask(T, 2).to(device)
+            cross_m = torch.zeros(T, T + 2, device=device).masked_fill(cross, float("-inf"))
+        else:
+            cross_m = torch.zeros(T, T + 2, device=device)
+        cross_m = cross_m[None, None].expand(B, self.heads, -1, -1)
+        if frame_mask is not None:
+            pad = torch.cat([torch.zeros(B, 2, dtype=torch.bool, device=device), ~frame_mask.bool()], dim=1)
+            pad = torch.zeros(B, 1, 1, T + 2, device=device).masked_fill(pad[:, None, None], float("-inf"))
+            self_m = self_m + pad
+            cross_m = cross_m + pad
+        return self_m.reshape(B * self.heads, T, T + 2), cross_m.reshape(B * self.heads, T, T + 2)
+
+    def forward(self, x_t: torch.Tensor, audio: torch.Tensor, t: torch.Tensor, style: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x_t (B,T,3V), audio (B,T,A) aligned features, t (B,) steps, style (B,n_ids) one-hot,
+        frame_mask (B,T) True on valid frames -> x0_hat (B,T,3V)."""
+        B, T, _ = x_t.shape
+        h = self.ppe(self.vertice_map(x_t))
+        mem = self.audio_feature_map(audio)
+        s = self.style(style).split(self.dim, dim=-1)
+        e = self.time(t).split(self.dim, dim=-1)
+        self_m, cross_m = self.masks(B, T, frame_mask, x_t.device)
+        for layer, s_l, e_l in zip(self.layers, s, e):
+            tokens = torch.stack([s_l, e_l], dim=1)  # (B,2,D) style first
+            h = layer(h, mem, tokens, self_m, cross_m)
+        return self.motion_decoder(h)
+
+
+# --------------------------------------------------------------------------- diffusion
+
+
+def scheduler_config(train_steps: int = 1000) -> dict[str, Any]:
+    """The official scheduler settings (diffusers): scaled-linear betas 0.00085..0.012, x0 prediction,
+    no clipping, steps_offset 1, set_alpha_to_one False."""
+    return {
+        "num_train_timesteps": train_steps,
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "beta_schedule": "scaled_linear",
+        "prediction_type": "sample",
+        "clip_sample": False,
+        "set_alpha_to_one": False,
+        "steps_offset": 1,
+        "timestep_spacing": "leading",
+    }
+
+
+def make_ddpm(train_steps: int = 1000):
+    """diffusers DDPMScheduler used for training (q(x_t|x0))."""
+    from diffusers import DDPMScheduler
+
+    cfg = scheduler_config(train_steps)
+    cfg.pop("set_alpha_to_one")
+    return DDPMScheduler(**cfg)
+
+
+def make_ddim(train_steps: int = 1000, steps: int = 50):
+    """diffusers DDIMScheduler with ``steps`` inference steps (981, 961, ..., 1 for 50)."""
+    from diffusers import DDIMScheduler
+
+    s = DDIMScheduler(**scheduler_config(train_steps))
+    s.set_timesteps(steps)
+    return s
+
+
+def ddim_step(sched, x0_hat: torch.Tensor, t: int, x_t: torch.Tensor, variant: str = "official") -> torch.Tensor:
+    """One deterministic DDIM step (eta 0) from the x0 prediction, with abar_prev = abar_{t-k} (abar_0 at the end).
+
+    * ``standard`` (DDIM paper; diffusers >= 0.12): eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t),
+      x_prev = sqrt(abar_prev) x0 + sqrt(1 - abar_prev) eps.
+    * ``official`` (diffusers 0.11, which the released DiffSpeaker numbers need, issue #16): the
+      x0 prediction is used as the direction term, x_prev = (sqrt(abar_prev) + sqrt(1 - abar_prev)) x0.
+    """
+    if variant == "standard":
+        return sched.step(x0_hat, t, x_t, eta=0.0).prev_sample
+    if variant != "official":
+        raise ValueError(f"ddim variant must be 'official' or 'standard', got {variant!r}")
+    prev_t = t - sched.config.num_train_timesteps // sched.num_inference_steps
+    a_prev = sched.alphas_cumprod[prev_t] if prev_t >= 0 else sched.final_alpha_cumprod
+    a_prev = torch.as_tensor(a_prev, dtype=x0_hat.dtype, device=x0_hat.device)
+    return (a_prev.sqrt() + (1 - a_prev).sqrt()) * x0_hat
+
+
+def smooth_frames(x: torch.Tensor) -> torch.Tensor:
+    """3-tap moving average in time replacing frames 1..T-2 (VOCASET configs). x (B,T,F)."""
+    if x.shape[1] < 3:
+        return x
+    y = x.clone()
+    y[:, 1:-1] = (x[:, :-2] + x[:, 1:-1] + x[:, 2:]) / 3.0
+    return y
+
+
+class DiffSpeaker(nn.Module):
+    """Audio encoder + biased denoiser + DDPM/DDIM: the whole DiffSpeaker model.
+
+    ``cfg`` keys: n_feats, dim, ff, heads, layers, dropout, period, n_styles, self_attn_scale,
+    cross_alignment, train_steps, offset_scale; ``audio`` is the backbone config dict.
+    """
+
+    def __init__(self, cfg: dict[str, Any], audio_config: dict[str, Any] | None = None, audio_path: str | None = None):
+        super().__init__()
+        self.cfg = dict(cfg)
+        backbone = build_backbone(audio_config, audio_path)
+        self.audio_encoder = AudioEncoder(backbone, freeze_cnn=cfg.get("freeze_cnn", True))
+        self.denoiser = BiasedDenoiser(
+            n_feats=cfg["n_feats"], audio_dim=self.audio_encoder.dim, dim=cfg["dim"], ff=cfg["ff"], heads=cfg["heads"],
+            layers=cfg["layers"], dropout=cfg.get("dropout", 0.1), period=cfg["period"], n_styles=cfg["n_styles"],
+            time_sin_dim=cfg.get("time_sin_dim", 768), self_attn_scale=cfg.get("self_attn_scale", 1.0),
+            cross_alignment=cfg.get("cross_alignment", True),
+        )
+        self.train_steps = int(cfg.get("train_steps", 1000))
+        self.offset_scale = float(cfg.get("offset_scale", 1.0))
+        self.ddpm = make_ddpm(self.train_steps)
+        self.register_buffer("alphas_cumprod", self.ddpm.alphas_cumprod.clone().float(), persistent=False)
+
+    def audio_config(self) -> dict[str, Any]:
+        return self.audio_encoder.backbone.config.to_dict()
+
+    def q_sample(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps."""
+        a = self.alphas_cumprod.to(x0.device)[t].view(-1, *([1] * (x0.dim() - 1)))
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+    def training_prediction(self, batch: dict[str, torch.Tensor], p_uncond: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """One DDPM training draw: returns (predicted offsets, target offsets), both (B,T,3V) unscaled."""
+        wave = batch["audio"]
+        if p_uncond > 0:
+            drop = torch.rand(wave.shape[0], device=wave.device) < p_uncond
+            wave = wave.masked_fill(drop[:, None], 0.0)
+        n_frames = batch["n_frames"].tolist()
+        audio = self.audio_encoder(wave, batch["audio_len"], n_frames)
+        x0 = (batch["vertices"] - batch["template"][:, None]) * self.offset_scale
+        t = torch.randint(0, self.train_steps, (x0.shape[0],), device=x0.device)
+        x_t = self.q_sample(x0, torch.randn_like(x0), t)
+        pred = self.denoiser(x_t, audio, t, batch["style"], batch["frame_mask"])
+        return pred / self.offset_scale, x0 / self.offset_scale
+
+    @torch.no_grad()
+    def sample(self, audio: torch.Tensor, audio_len: torch.Tensor | None, n_frames: list[int], style: torch.Tensor,
+               steps: int = 50, guidance: float = 0.0, smooth: bool = False, generator: torch.Generator | None = None,
+               frame_mask: torch.Tensor | None = None, variant: str = "official") -> torch.Tensor:
+        """DDIM (eta 0) from N(0,I); audio encoded once. Returns offsets (B, max T, 3V).
+
+        ``variant``: see :func:`ddim_step` ("official" reproduces the released numbers).
+
+        With ``guidance`` s > 0: y = y_c + s (y_c - y_u), y_u conditioned on silent audio.
+        """
+        B = audio.shape[0]
+        T = max(n_frames)
+        cond = self.audio_encoder(audio, audio_len, n_frames)
+        uncond = self.audio_encoder(torch.zeros_like(audio), audio_len, n_frames) if guidance > 0 else None
+        if frame_mask is None:
+            frame_mask = torch.arange(T, device=audio.device)[None] < torch.tensor(n_frames, device=audio.device)[:, None]
+        sched = make_ddim(self.train_steps, steps)
+        n_feats = self.denoiser.motion_decoder.out_features
+        x = torch.randn(B, T, n_feats, generator=generator, device="cpu").to(audio.device)
+        for t in sched.timesteps:
+            tt = torch.full((B,), int(t), device=audio.device, dtype=torch.long)
+            y = self.denoiser(x, cond, tt, style, frame_mask)
+            if uncond is not None:
+                y_u = self.denoiser(x, uncond, tt, style, frame_mask)
+                y = y + guidance * (y - y_u)
+            x = ddim_step(sched, y, int(t), x, variant)
+        if smooth:
+            x = smooth_frames(x)
+        return x * frame_mask[..., None] / self.offset_scale
