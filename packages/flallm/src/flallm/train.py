@@ -1,0 +1,206 @@
+"""``flallm`` training: stage 1 (visual initialing), then stage 2 (LLM fine-tuning), as one run.
+
+Headline metric: dev BLEU-4 before training -> after stage 2 (``metrics.json`` also holds
+the after-stage-1 score, the stage-2-only baseline on a random frozen encoder, and test
+BLEU-1..4 / ROUGE-L). Checkpoints: ``checkpoints/stage1.ckpt`` (the finished stage 1),
+``checkpoints/stage2-best.ckpt`` (best dev BLEU-4 in stage 2, the paper's choice) and
+``checkpoints/last.ckpt`` (the latest of the running stage, for ``--resume``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from flallm.data import FeatureDataModule, FeatureDataset, SignDataModule, SignVideoDataset, VideoCollator, load_splits
+from flallm.metrics import bleu_signature, translation_scores
+from flallm.module import Stage1Module, Stage2Module, build_visual
+from flallm.tokenizer import SignTokenizer
+from vislab import runtime
+from vislab.errors import VislabError
+from vislab.run import Run, track
+
+
+def build_tokenizer(cfg: dict[str, Any], train_texts: list[str]) -> SignTokenizer:
+    """The (trimmed) mBART tokenizer of ``model.llm.tokenizer`` / ``model.llm.path``, or the toy
+    word-level tokenizer built from the training sentences."""
+    llm = cfg["model"]["llm"]
+    tdir = llm.get("tokenizer") or llm.get("path")
+    if tdir:
+        return SignTokenizer.from_dir(tdir, cfg["data"]["lang"])
+    return SignTokenizer.build_word_level(train_texts, cfg["data"]["lang"])
+
+
+def video_loader(samples: list[dict[str, Any]], cfg: dict[str, Any], tok: SignTokenizer | None) -> DataLoader:
+    ds = SignVideoDataset(samples, cfg["data"], train=False)
+    return DataLoader(ds, batch_size=int(cfg["eval_batch_size"]), shuffle=False, collate_fn=VideoCollator(tok, cfg["data"].get("max_label_len")),
+                      num_workers=int(cfg["data"].get("num_workers", 0)))
+
+
+@torch.no_grad()
+def evaluate(module: Stage1Module | Stage2Module, loader: DataLoader, desc: str = "evaluating") -> tuple[dict[str, float], list[dict[str, str]]]:
+    """Beam-search every batch; BLEU-1..4 and ROUGE-L against the references."""
+    was_training = module.training
+    module.eval()
+    dev = module.device
+    rows = []
+    for batch in track(loader, desc):
+        b = {k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in batch.items()}
+        for i, h, r in zip(batch["ids"], module.translate_batch(b), batch["texts"]):
+            rows.append({"id": i, "hyp": h, "ref": r})
+    module.train(was_training)
+    scores = translation_scores([r["hyp"] for r in rows], [r["ref"] for r in rows], module.lang)
+    return scores, rows
+
+
+@torch.no_grad()
+def extract_features(module: Stage2Module, samples: list[dict[str, Any]], cfg: dict[str, Any], desc: str) -> list[dict[str, Any]]:
+    """Sign-wise features F (N_i, C) of every sample from the frozen encoder (cached for all epochs)."""
+    module.visual.eval()
+    dev = module.device
+    out = []
+    for batch in track(video_loader(samples, cfg, None), desc):
+        f = module.features(batch["frames"].to(dev), batch["lengths"].to(dev)).cpu()
+        for b, (i, t) in enumerate(zip(batch["ids"], batch["texts"])):
+            out.append({"id": i, "text": t, "feats": f[b, : int(batch["lengths"][b])].clone()})
+    return out
+
+
+def _stage_trainer(run: Run, stage_cfg: dict[str, Any], **kw: Any):
+    tcfg = run.config.get("trainer", {})
+    if "max_epochs" not in tcfg and "max_steps" not in tcfg:
+        kw["max_epochs"] = int(stage_cfg["epochs"])
+    epochs = int(tcfg.get("max_epochs", stage_cfg["epochs"]))
+    kw.setdefault("check_val_every_n_epoch", max(1, min(int(stage_cfg["val_every"]), epochs)))
+    if runtime.accelerator() == "gpu" and "sync_batchnorm" not in tcfg:
+        kw["sync_batchnorm"] = True  # SyncBN when distributed (GFSLT-VLP)
+    return run.trainer(**kw)
+
+
+def _keep_logs(run: Run, name: str) -> None:
+    """The CSV logger writes logs/metrics.csv for every trainer; keep each stage's copy."""
+    src = run.out / "logs" / "metrics.csv"
+    if runtime.is_main_process() and src.is_file():
+        os.replace(src, run.out / "logs" / f"{name}_metrics.csv")
+
+
+def _ckpt_stage(path: Path) -> int | None:
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=False)["flallm"]["stage"])
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def train_stage2(run: Run, cfg: dict[str, Any], tok: SignTokenizer, splits: dict[str, list[dict[str, Any]]],
+                 visual_state: dict[str, torch.Tensor] | None, tag: str, checkpoints: bool = True,
+                 ckpt_path: Path | None = None) -> tuple[Stage2Module, Any]:
+    """Stage 2 on features cached once from the frozen encoder (``visual_state``; None = random init)."""
+    s2 = Stage2Module(cfg, tok)
+    if visual_state is not None:
+        s2.load_visual_from(visual_state)
+    feats = {k: extract_features(s2, v, cfg, f"{tag}: caching {k} features") for k, v in splits.items() if k in ("train", "dev")}
+    c2 = cfg["stage2"]
+    dm = FeatureDataModule(feats, tok, int(c2["batch_size"]), int(cfg["eval_batch_size"]), cfg["data"].get("max_label_len"))
+    if checkpoints:
+        tr = _stage_trainer(run, c2, checkpoint={"monitor": "val_bleu4", "mode": "max", "filename": "stage2-best", "enable_version_counter": False})
+    else:
+        tr = _stage_trainer(run, c2, enable_checkpointing=False, logger=False)
+    tr.fit(s2, dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    best = getattr(tr.checkpoint_callback, "best_model_path", "") if checkpoints else ""
+    if best and Path(best).is_file():  # the paper keeps the best dev BLEU-4 checkpoint
+        s2.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
+    s2.feature_cache = feats  # type: ignore[attr-defined]
+    return s2, tr
+
+
+def feature_loader(items: list[dict[str, Any]], cfg: dict[str, Any], tok: SignTokenizer) -> DataLoader:
+    return DataLoader(FeatureDataset(items), batch_size=int(cfg["eval_batch_size"]), collate_fn=VideoCollator(tok, cfg["data"].get("max_label_len")))
+
+
+def train(run: Run) -> dict[str, Any]:
+    cfg = run.config
+    runtime.setup(int(cfg["seed"]))
+    main = runtime.is_main_process()
+    splits = load_splits(cfg["data"])
+    tok = build_tokenizer(cfg, [s["text"] for s in splits["train"]])
+    run.log(f"data: {cfg['data']['source']}  train/dev/test = {len(splits['train'])}/{len(splits['dev'])}/{len(splits['test'])}, "
+            f"vocabulary {tok.vocab_size}, language {tok.lang}; BLEU: {bleu_signature(tok.lang)}")
+    c1 = cfg["stage1"]
+    dm = SignDataModule(splits, cfg["data"], tok, int(c1["batch_size"]), int(cfg["eval_batch_size"]), int(cfg["seed"]))
+    s1 = Stage1Module(cfg, tok)
+    dev_loader = video_loader(splits["dev"], cfg, tok)
+    result: dict[str, Any] = {}
+
+    last = run.resume_checkpoint()
+    stage1_file = run.checkpoints / "stage1.ckpt"
+    resume_stage = _ckpt_stage(last) if last else None
+    stage1_done = last is not None and stage1_file.is_file()
+
+    before = None
+    if main and not stage1_done:
+        before, _ = evaluate(s1, dev_loader, "before training: dev")
+        run.log(f"before training: dev BLEU-4 {before['bleu4']:.2f}")
+    if not stage1_done:
+        tr1 = _stage_trainer(run, c1, checkpoint={"save_top_k": 0})
+        tr1.fit(s1, dm, ckpt_path=str(last) if (last and resume_stage == 1) else None)
+        tr1.save_checkpoint(stage1_file)  # rank 0 writes; every rank then loads the same weights (BN stats)
+        tr1.strategy.barrier()
+        _keep_logs(run, "stage1")
+    s1.load_state_dict(torch.load(stage1_file, map_location="cpu", weights_only=False)["state_dict"])
+    s1.history = s1.history or {}
+    after1 = None
+    if main:
+        after1, rows1 = evaluate(s1, dev_loader, "after stage 1: dev")
+        run.log(f"after stage 1: dev BLEU-4 {after1['bleu4']:.2f}")
+        result["dev_after_stage1"] = after1
+
+    if not cfg["stage2"]["enabled"]:
+        if main:
+            _pictures(run, splits, {"stage 1": rows1}, {"stage 1": s1.history})
+            run.finish(metric="dev_bleu4", higher_is_better=True, before=(before or {}).get("bleu4", 0.0), after=after1["bleu4"], **result)
+        return result
+
+    visual_state = {k: v.clone() for k, v in s1.visual.state_dict().items()}
+    s2, _ = train_stage2(run, cfg, tok, splits, visual_state, "stage 2",
+                         ckpt_path=last if (stage1_done and resume_stage == 2) else None)
+    _keep_logs(run, "stage2")
+    histories = {"stage 1": s1.history, "stage 2": s2.history}
+    base = None
+    if cfg.get("baseline_stage2_only"):
+        torch.manual_seed(int(cfg["seed"]) + 1)
+        sb, _ = train_stage2(run, cfg, tok, splits, None, "stage 2 only (random frozen encoder)", checkpoints=False)
+        histories["stage 2 only"] = sb.history
+        if main:
+            base, _ = evaluate(sb, feature_loader(sb.feature_cache["dev"], cfg, tok), "stage-2-only: dev")
+            result["dev_stage2_only"] = base
+    if main:
+        after2, rows2 = evaluate(s2, feature_loader(s2.feature_cache["dev"], cfg, tok), "after stage 2: dev")
+        test_scores, _ = evaluate(s2, video_loader(splits["test"], cfg, tok), "after stage 2: test")
+        result.update(dev_after_stage2=after2, test_after_stage2=test_scores, bleu_signature=bleu_signature(tok.lang),
+                      dev_before=before, vocab_size=tok.vocab_size,
+                      examples=[{"ref": r["ref"], "stage1": a["hyp"], "stage2": r["hyp"]} for r, a in zip(rows2[:8], rows1[:8])])
+        bars = {"before": (before or {}).get("bleu4", float("nan")), "stage 1": after1["bleu4"], "stage 2": after2["bleu4"]}
+        if base is not None:
+            bars["stage 2 only"] = base["bleu4"]
+        _pictures(run, splits, {"stage 1": rows1, "stage 2": rows2}, histories, bars)
+        run.finish(metric="dev_bleu4", higher_is_better=True, before=(before or {}).get("bleu4", 0.0), after=after2["bleu4"], **result)
+    return result
+
+
+def _pictures(run: Run, splits: dict[str, list[dict[str, Any]]], rows: dict[str, list[dict[str, str]]],
+              histories: dict[str, dict[str, list]], bars: dict[str, float] | None = None) -> None:
+    from flallm.plots import plot_bars, plot_curves, plot_frame_strips
+
+    cfg = run.config
+    n = int(cfg["pictures"]["n_clips"])
+    plot_frame_strips(run.path("dev_translations.png"), splits["dev"][:n], cfg["data"], {k: v[:n] for k, v in rows.items()})
+    plot_curves(run.path("curves.png"), histories)
+    if bars:
+        plot_bars(run.path("bleu4.png"), bars)
+
+
+__all__ = ["train", "evaluate", "extract_features", "build_tokenizer", "VislabError"]
