@@ -1,0 +1,38 @@
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+TINY = dict(image_size=32, patch_size=8, embed_dim=32, text_width=64, vision_width=64, text_layers=2, vision_layers=2, heads=2, context_length=24)
+HEAD = dict(n_queries=4, qformer_heads=2, pm_reduction=4)
+
+# a run budget small enough for tests
+SMALL = {
+    "clip": {"tiny": TINY},
+    "data": {"batch_size": 8, "steps_per_epoch": 3, "toy": {"identities": 2, "frames": 2, "size": 32}},
+    "baseline": {"steps": 10},
+    "trainer": {"max_epochs": 1, "check_val_every_n_epoch": 1, "enable_progress_bar": False},
+}
+
+
+@pytest.fixture(scope="session")
+def clip():
+    from vislab.clip import tiny_clip
+
+    return tiny_clip(**TINY)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """One tiny training run shared by the tests that need a checkpoint."""
+    from vislab.testing import make_run
+
+    from cfpl.train import train
+
+    out = tmp_path_factory.mktemp("cfpl_run")
+    run = make_run("cfpl", out, SMALL)
+    metrics = train(run)
+    return out, metrics
