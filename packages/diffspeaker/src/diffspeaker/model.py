@@ -362,7 +362,7 @@ def make_ddim(train_steps: int = 1000, steps: int = 50):
     return s
 
 
-def ddim_step(sched, x0_hat: torch.Tensor, t: int, x_t: torch.Tensor, variant: str = "official") -> torch.Tensor:
+def ddim_step(sched, x0_hat: torch.Tensor, t: int, x_t: torch.Tensor, variant: str = "standard") -> torch.Tensor:
     """One deterministic DDIM step (eta 0) from the x0 prediction, with abar_prev = abar_{t-k} (abar_0 at the end).
 
     * ``standard`` (DDIM paper; diffusers >= 0.12): eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t),
@@ -437,7 +437,7 @@ class DiffSpeaker(nn.Module):
     @torch.no_grad()
     def sample(self, audio: torch.Tensor, audio_len: torch.Tensor | None, n_frames: list[int], style: torch.Tensor,
                steps: int = 50, guidance: float = 0.0, smooth: bool = False, generator: torch.Generator | None = None,
-               frame_mask: torch.Tensor | None = None, variant: str = "official") -> torch.Tensor:
+               frame_mask: torch.Tensor | None = None, variant: str = "standard") -> torch.Tensor:
         """DDIM (eta 0) from N(0,I); audio encoded once. Returns offsets (B, max T, 3V).
 
         ``variant``: see :func:`ddim_step` ("official" reproduces the released numbers).

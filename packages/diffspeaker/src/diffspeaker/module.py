@@ -37,7 +37,7 @@ class DiffSpeakerModule(pl.LightningModule):
         self.hparams["audio_path"] = None  # weights now live in this module's state dict
         self.optim_cfg = {"lr": 1e-4, "weight_decay": 0.01, **(optim or {})}
         self.loss_cfg = {"w_vert": 1.0, "w_vel": 1.0, **(loss or {})}
-        self.sampling = {"steps": 50, "val_steps": 50, "guidance": 0.0, "p_uncond": 0.0, "smooth": False, "eval_seed": 1234, "ddim_variant": "official", **(sampling or {})}
+        self.sampling = {"steps": 50, "val_steps": 50, "guidance": 0.0, "p_uncond": 0.0, "smooth": False, "eval_seed": 1234, "ddim_variant": "standard", **(sampling or {})}
         self.geometry: Geometry | None = None
 
     # ----------------------------------------------------------------- training
