@@ -108,7 +108,7 @@ def _radial_warp(size: int, center, radius: float, strength: float) -> tuple[np.
 # ----------------------------------------------------------------------------------------------- physical
 def print_attack(img, rng, info, domain, donor):
     """Printed photo: gamut shrink (saturation x0.6-0.8, ink/paper range), CMY halftone (rotated dot
-    screens at the domain's pitch) blended at 0.3-0.7, paper tint and grain, blur, bend/perspective warp."""
+    screens at the domain's pitch) blended at 0.4-0.8, paper tint and grain, blur, bend/perspective warp."""
     s = _scale(img)
     size = img.shape[0]
     x = _saturate(img, rng.uniform(0.6, 0.8))
@@ -123,7 +123,7 @@ def print_attack(img, rng, info, domain, donor):
         yr = -np.sin(th) * px + np.cos(th) * py + rng.uniform(0, pitch)
         screen = 0.5 + 0.25 * (np.cos(2 * np.pi * xr / pitch) + np.cos(2 * np.pi * yr / pitch))
         dots[..., ch] = np.clip((cmy[..., ch] - screen) * 4.0 + 0.5, 0, 1)
-    mix = rng.uniform(0.3, 0.7)
+    mix = rng.uniform(0.4, 0.8)
     x = 1 - (mix * dots + (1 - mix) * cmy)
     tint = np.array([1.0, 0.985, 0.93], np.float32) * rng.uniform(0.95, 1.02)
     x = x * tint
@@ -162,7 +162,7 @@ def replay_attack(img, rng, info, domain, donor):
     a1 = rng.uniform(0, np.pi)
     a2 = a1 + np.deg2rad(rng.uniform(2, 8))
     g = np.cos(2 * np.pi * f1 * (np.cos(a1) * px + np.sin(a1) * py)) * np.cos(2 * np.pi * f2 * (np.cos(a2) * px + np.sin(a2) * py))
-    x = x * (1 + rng.uniform(0.05, 0.15) * g)[..., None]
+    x = x * (1 + rng.uniform(0.08, 0.2) * g)[..., None]
     gx, gy = rng.uniform(0.1, 0.9, 2) * size
     sig = rng.uniform(0.12, 0.3) * size
     glare = rng.uniform(0.12, 0.35) * np.exp(-((px - gx) ** 2 + (py - gy) ** 2) / (2 * sig * sig))

@@ -176,9 +176,15 @@ def _gauss(u, v, cx, cy, sx, sy):
 
 
 def _blend(img, colour, alpha):
-    a = alpha[..., None]
-    img *= 1 - a
-    img += a * colour
+    """In place: ``img = img + alpha * (colour - img)``, only inside alpha's support (speed)."""
+    rows = np.flatnonzero(alpha.max(1) > 1e-3)
+    if rows.size == 0:
+        return img
+    cols = np.flatnonzero(alpha.max(0) > 1e-3)
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    sub = img[r0:r1, c0:c1]
+    col = colour[r0:r1, c0:c1] if np.ndim(colour) == 3 else colour
+    sub += alpha[r0:r1, c0:c1, None] * (col - sub)
     return img
 
 
@@ -282,7 +288,7 @@ def render_procedural(ident: Identity, pose: Pose, size: int, background: np.nda
     cap, _ = _ellipse_alpha(u, v, cx, cy - 0.03, a * 1.1, b * 1.08, px)
     hairline = cy - b * ident.hairline + 0.04 * np.sin((u - cx) * 9.0 + ident.face_a * 40)
     cap *= np.clip((hairline - v) / px + 0.5, 0, 1)
-    strands = 0.8 + 0.2 * np.sin((u - cx) * 60 + 6 * band_noise(rng, size, max(1.0, size / 20), 0) * 0.3)
+    strands = 0.88 + 0.12 * np.sin((u - cx) * 24 + 2.0 * band_noise(rng, size, max(1.0, size / 20), 0))
     img = img * (1 - cap[..., None]) + (ident.hair[None, None, :] * strands[..., None]) * cap[..., None]
 
     depth = np.clip((z + nose_bump) * face, 0, None)
