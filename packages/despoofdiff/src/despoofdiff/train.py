@@ -1,0 +1,291 @@
+"""``despoofdiff`` training: stage 1 (two diffusion models), spoof-noise precomputation, stage 2 (classifier).
+
+Headline: test ACER of the two-stream classifier before (random init) and after training, with the
+cross-domain HTER, AUC and the RGB-only / noise-only ablations beside it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vislab.errors import ConfigError, VislabError
+from vislab.run import Run
+
+from despoofdiff.data import ClassifierDataModule, ClassifierDataset, DiffusionDataModule, FaceItems, ImagesView
+from despoofdiff.model import unet_config
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def stage_trainer(run: Run, name: str, steps: int, checkpoint_dir: Path | None):
+    """A Trainer for one stage with its own CSV log (``logs/<name>``) and checkpoint folder."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.loggers import CSVLogger
+
+    from vislab.lightning import build_trainer
+
+    cfg = dict(run.config.get("trainer", {}) or {})
+    user_max = cfg.get("max_steps")
+    cfg["max_steps"] = int(steps) if user_max in (None, -1) else min(int(steps), int(user_max))
+    cfg.pop("checkpoint", None)
+    cfg.setdefault("max_epochs", -1)
+    cfg["logger"] = CSVLogger(str(run.out), name="logs", version=name)
+    cfg["default_root_dir"] = str(run.out)
+    callbacks = []
+    if checkpoint_dir is not None and not cfg.get("fast_dev_run"):
+        callbacks.append(ModelCheckpoint(dirpath=str(checkpoint_dir), save_last=True))
+        cfg["enable_checkpointing"] = True
+    else:
+        cfg["enable_checkpointing"] = False
+    return build_trainer(None, cfg, callbacks=callbacks)
+
+
+def resume_path(run: Run, path: Path) -> str | None:
+    """``path`` when --resume was given and it exists (each stage resumes from its own last.ckpt)."""
+    return str(path) if run.resume and path.is_file() else None
+
+
+def build_data(cfg: dict[str, Any]) -> dict[str, FaceItems]:
+    """``{"train", "dev", "test"[, "cross"]}`` FaceItems for the configured source and protocol."""
+    from despoofdiff.sources import load_source
+
+    return load_source(cfg["data"])
+
+
+def load_dm_checkpoint(path: str, domain: str):
+    """A trained DiffusionModule checkpoint (stage 1 of an earlier run) -> its denoiser."""
+    from despoofdiff.commands import load_module
+    from despoofdiff.module import DiffusionModule
+
+    m = load_module(path, DiffusionModule)
+    if m.hparams.domain != domain:
+        raise VislabError(f"{path}: this diffusion checkpoint is the {m.hparams.domain} model, expected {domain}")
+    return m
+
+
+def train_diffusion(run: Run, items: FaceItems, domain: str, unet_cfg: dict[str, Any]):
+    """Stage 1 for one domain: fit a DiffusionModule on the live (genuine) or spoof training frames."""
+    from despoofdiff.model import load_unet
+    from despoofdiff.module import DiffusionModule
+
+    d = run.config["diffusion"]
+    if d.get(f"{domain}_checkpoint"):
+        return load_dm_checkpoint(d[f"{domain}_checkpoint"], domain), 0.0
+    init = None
+    if d.get(f"init_{domain}"):
+        pre = load_unet(d[f"init_{domain}"])
+        unet_cfg = {k: v for k, v in dict(pre.config).items() if not k.startswith("_")}
+        init = pre.state_dict()
+    module = DiffusionModule(
+        unet_cfg, domain, lr=float(d["lr"]), weight_decay=float(d["weight_decay"]), ema_decay=float(d["ema_decay"]),
+        num_train_timesteps=int(d["num_train_timesteps"]), beta_schedule=d["beta_schedule"], init_state=init,
+    )
+    dm = DiffusionDataModule(items, live=(domain == "genuine"), batch_size=int(d["batch_size"]), num_workers=int(run.config["data"]["num_workers"]), hflip=bool(d["hflip"]))
+    ckdir = run.path("checkpoints", f"dm_{domain}")
+    trainer = stage_trainer(run, f"dm_{domain}", int(d["steps"]), ckdir)
+    run.log(f"stage 1: {domain} diffusion model on {len(dm.ds)} frames, {trainer.max_steps} steps")
+    t0 = time.time()
+    trainer.fit(module, datamodule=dm, ckpt_path=resume_path(run, ckdir / "last.ckpt"))
+    loss = trainer.callback_metrics.get(f"{domain}/train_loss")
+    run.log(f"  {domain} DM done in {time.time() - t0:.1f} s, last loss {float(loss) if loss is not None else float('nan'):.4f}")
+    return module.cpu().eval(), float(loss) if loss is not None else float("nan")
+
+
+def make_classifier(cfg: dict[str, Any], streams: str, unet_g: dict[str, Any], unet_s: dict[str, Any] | None):
+    from despoofdiff.module import ClassifierModule
+
+    c, b, d = cfg["classifier"], cfg["bridge"], cfg["diffusion"]
+    return ClassifierModule(
+        classifier={"width": int(c["width"]), "blocks": int(c["blocks"]), "streams": streams, "image_input": c["image_input"], "theta": float(c["theta"]), "head_width": int(c["head_width"])},
+        bridge={k: b[k] for k in ("translator", "t_star", "steps", "clamp_encode", "clamp_decode")},
+        unet_genuine=unet_g,
+        unet_spoof=unet_s,
+        resolution=int(cfg["data"]["resolution"]),
+        noise_mode=c["noise_mode"],
+        lr=float(c["lr"]), weight_decay=float(c["weight_decay"]), lr_step_epochs=int(c["lr_step_epochs"]), lr_gamma=float(c["lr_gamma"]),
+        cdl_weight=float(c["cdl_weight"]), num_train_timesteps=int(d["num_train_timesteps"]), beta_schedule=d["beta_schedule"],
+    )
+
+
+@torch.no_grad()
+def scores_of(module, ds: ClassifierDataset, batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor, list[str], torch.Tensor]:
+    """(scores, live, attacks, depth maps) of a ClassifierDataset in eval mode."""
+    from torch.utils.data import DataLoader
+
+    was = module.training
+    module.eval()
+    s, y, a, dmaps = [], [], [], []
+    for batch in DataLoader(ds, batch_size=batch_size, shuffle=False):
+        d = module(batch["x"], batch["noise"])
+        s.append(d.flatten(1).mean(1))
+        y.append(batch["live"])
+        a += list(batch["attack"])
+        dmaps.append(d)
+    module.train(was)
+    return torch.cat(s), torch.cat(y), a, torch.cat(dmaps)
+
+
+def evaluate_split(module, sets: dict[str, ClassifierDataset]) -> dict[str, Any]:
+    """Dev threshold at EER, then APCER/BPCER/ACER on test and HTER on the cross-domain set."""
+    from despoofdiff.metrics import eer_threshold, evaluate
+
+    s_dev, y_dev, _, _ = scores_of(module, sets["dev"])
+    thr, dev_eer = eer_threshold(s_dev, y_dev)
+    out: dict[str, Any] = {"threshold": thr, "dev_eer": dev_eer}
+    raw = {}
+    for name in ("test", "cross"):
+        if name not in sets:
+            continue
+        s, y, a, _ = scores_of(module, sets[name])
+        out[name] = evaluate(s, y, thr, a)
+        raw[name] = (s.numpy(), y.numpy())
+    return {"metrics": out, "raw": raw}
+
+
+# --------------------------------------------------------------------------- train
+
+
+def train(run: Run) -> dict[str, Any]:
+    from vislab import runtime
+
+    from despoofdiff.cache import NoiseCache, compute_noise
+    from despoofdiff.pictures import save_despoof_grid, save_roc, save_samples
+
+    cfg = run.config
+    runtime.setup(int(cfg["seed"]), threads=cfg.get("threads"))
+    c, b, d = cfg["classifier"], cfg["bridge"], cfg["diffusion"]
+    if c["streams"] not in ("both", "rgb", "noise"):
+        raise ConfigError(f"classifier.streams must be both, rgb or noise, got {c['streams']!r}")
+    res = int(cfg["data"]["resolution"])
+    timings: dict[str, float] = {}
+
+    t0 = time.time()
+    data = build_data(cfg)
+    timings["data_s"] = round(time.time() - t0, 2)
+    run.log(f"data: " + ", ".join(f"{k} {len(v)}" for k, v in data.items()))
+
+    # ---- stage 1: the two diffusion models (protocol training split only)
+    ucfg = unet_config(d["unet"], res, **(d.get("unet_overrides") or {}))
+    t0 = time.time()
+    dm_g, loss_g = train_diffusion(run, data["train"], "genuine", ucfg)
+    dm_s, loss_s = (train_diffusion(run, data["train"], "spoof", ucfg) if b["translator"] == "ddib" else (None, float("nan")))
+    timings["diffusion_s"] = round(time.time() - t0, 2)
+
+    # ---- the classifier module carries the bridge (both DMs, frozen)
+    torch.manual_seed(int(cfg["seed"]))
+    model = make_classifier(cfg, c["streams"], dict(dm_g.denoiser().config), dict(dm_s.denoiser().config) if dm_s is not None else None)
+    model.set_diffusion(dm_g.denoiser(), dm_s.denoiser() if dm_s is not None else None)
+
+    # ---- spoof noise for every frame, cached on disk under the bridge fingerprint
+    cache_root = Path(b["cache_dir"]).expanduser() if b.get("cache_dir") else run.out / "cache"
+    fp = model.bridge.fingerprint(res)
+    cache = NoiseCache(cache_root, fp, b["cache_dtype"])
+    noise: dict[str, torch.Tensor] = {}
+    t0 = time.time()
+    computed = 0
+    for name, items in data.items():
+        keys = [items[i]["key"] for i in range(len(items))]
+        noise[name], k = compute_noise(model.bridge, ImagesView(items), keys, cache, int(b["batch_size"]), progress=f"de-spoofing {name}")
+        computed += k
+    timings["bridge_s"] = round(time.time() - t0, 2)
+    run.log(f"spoof noise: {computed} computed, {sum(len(v) for v in data.values()) - computed} from cache ({cache.dir}), {timings['bridge_s']} s")
+    noise_stats = {}
+    for name, items in data.items():
+        lv = torch.as_tensor(items.lives())
+        mag = noise[name].abs().flatten(1).mean(1)
+        noise_stats[name] = {"live_mean_abs_N": float(mag[lv == 1].mean()) if (lv == 1).any() else None, "spoof_mean_abs_N": float(mag[lv == 0].mean()) if (lv == 0).any() else None}
+
+    depth_size = res // (2 ** int(c["blocks"]))
+    sets = {name: ClassifierDataset(items, noise[name], depth_size, train=(name == "train"), hflip=bool(c["hflip"]), color_jitter=float(c["color_jitter"])) for name, items in data.items()}
+    eval_sets = {name: ClassifierDataset(items, noise[name], depth_size, train=False) for name, items in data.items()}
+
+    def fit_classifier(streams: str, name: str, checkpoint: bool):
+        torch.manual_seed(int(cfg["seed"]))
+        m = make_classifier(cfg, streams, dict(dm_g.denoiser().config), dict(dm_s.denoiser().config) if dm_s is not None else None)
+        m.set_diffusion(dm_g.denoiser(), dm_s.denoiser() if dm_s is not None else None)
+        m.standardizer.fit(noise["train"])
+        before = evaluate_split(m, eval_sets)
+        dm = ClassifierDataModule(sets["train"], sets["dev"], None, batch_size=int(c["batch_size"]), num_workers=int(cfg["data"]["num_workers"]))
+        if checkpoint:
+            tr = run.trainer(max_steps=_cap(run, int(c["steps"])), max_epochs=-1)
+            ck = resume_path(run, run.out / "checkpoints" / "last.ckpt")
+        else:
+            tr = stage_trainer(run, name, int(c["steps"]), None)
+            ck = None
+        run.log(f"stage 2: {name} classifier ({streams}), {tr.max_steps} steps")
+        tr.fit(m, datamodule=dm, ckpt_path=ck)
+        m = m.cpu().eval()
+        after = evaluate_split(m, eval_sets)
+        m.threshold.fill_(after["metrics"]["threshold"])
+        return m, before, after
+
+    t0 = time.time()
+    model, before, after = fit_classifier(c["streams"], "classifier", checkpoint=True)
+    timings["classifier_s"] = round(time.time() - t0, 2)
+    abl: dict[str, Any] = {}
+    for s in cfg.get("ablations") or []:
+        if s == c["streams"]:
+            continue
+        if s not in ("both", "rgb", "noise"):
+            raise ConfigError(f"ablations: unknown stream switch {s!r} (both, rgb, noise)")
+        _, bb, aa = fit_classifier(s, f"ablation_{s}", checkpoint=False)
+        abl[s] = {"before": _flat(bb["metrics"]), "after": _flat(aa["metrics"])}
+
+    from vislab.runtime import is_main_process
+
+    extra: dict[str, Any] = {
+        "protocol": cfg["data"]["protocol"],
+        "source": cfg["data"]["source"],
+        "streams": c["streams"],
+        "translator": b["translator"],
+        "t_star": b["t_star"],
+        "ddim_steps": b["steps"],
+        "before_all": _flat(before["metrics"]),
+        "after_all": _flat(after["metrics"]),
+        "ablations": abl,
+        "diffusion_final_loss": {"genuine": loss_g, "spoof": loss_s},
+        "spoof_noise": noise_stats,
+        "bridge_hash": fp,
+        "timings": timings,
+    }
+    if "cross" in after["metrics"]:
+        extra["cross_hter_before"] = before["metrics"]["cross"]["hter"]
+        extra["cross_hter_after"] = after["metrics"]["cross"]["hter"]
+        extra["cross_auc_after"] = after["metrics"]["cross"].get("auc")
+    extra["test_auc_before"] = before["metrics"]["test"].get("auc")
+    extra["test_auc_after"] = after["metrics"]["test"].get("auc")
+    if is_main_process():
+        from vislab.io import save_torch
+
+        save_torch({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), "despoofdiff": "pipeline"}, run.checkpoints / "despoofdiff.ckpt")
+        if dm_g is not None:
+            save_samples(model, run.path("dm_samples.png"), n=8, seed=int(cfg["seed"]))
+        save_despoof_grid(model, data["test"], run.path("despoof_test.png"), per_class=int(cfg.get("pictures", 6)))
+        if "cross" in data:
+            save_despoof_grid(model, data["cross"], run.path("despoof_cross.png"), per_class=int(cfg.get("pictures", 6)))
+        save_roc({f"{n} before": before["raw"][n] for n in before["raw"]} | {f"{n} after": after["raw"][n] for n in after["raw"]}, run.path("roc.png"))
+    return run.finish(
+        metric="test_acer",
+        higher_is_better=False,
+        before=before["metrics"]["test"]["acer"],
+        after=after["metrics"]["test"]["acer"],
+        **extra,
+    )
+
+
+def _cap(run: Run, steps: int) -> int:
+    user = (run.config.get("trainer") or {}).get("max_steps")
+    return steps if user in (None, -1) else min(steps, int(user))
+
+
+def _flat(m: dict[str, Any]) -> dict[str, Any]:
+    out = {"threshold": m["threshold"], "dev_eer": m["dev_eer"]}
+    for k in ("test", "cross"):
+        if k in m:
+            out.update({f"{k}_{kk}": v for kk, v in m[k].items()})
+    return out
