@@ -108,11 +108,13 @@ def _radial_warp(size: int, center, radius: float, strength: float) -> tuple[np.
 # ----------------------------------------------------------------------------------------------- physical
 def print_attack(img, rng, info, domain, donor):
     """Printed photo: gamut shrink (saturation x0.6-0.8, ink/paper range), CMY halftone (rotated dot
-    screens at the domain's pitch) blended at 0.4-0.8, paper tint and grain, blur, bend/perspective warp."""
+    screens at the domain's pitch) blended at 0.4-0.8, content blur before screening, paper tint and
+    grain, ink spread, bend/perspective warp."""
     s = _scale(img)
     size = img.shape[0]
     x = _saturate(img, rng.uniform(0.6, 0.8))
     x = 0.07 + 0.86 * x
+    x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.5, 0.9) * s)  # the printer's limited resolution of the content
     pitch = rng.uniform(*domain.halftone_pitch) * s
     px, py = _pix(size)
     cmy = 1 - x
@@ -129,7 +131,7 @@ def print_attack(img, rng, info, domain, donor):
     x = x * tint
     grain = 0.03 * band_noise(rng, size, 0.6 * s, 3 * s) + 0.02 * band_noise(rng, size, 6 * s, 0)
     x = x * (1 + grain[..., None])
-    x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.5, 0.9) * s)
+    x = cv2.GaussianBlur(x, (0, 0), 0.3 * s)  # ink spread
     # the sheet is slightly bent (cylinder) and tilted (perspective)
     bend = rng.uniform(-0.04, 0.04) * size
     u = (px / size) * 2 - 1
