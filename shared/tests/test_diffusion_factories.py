@@ -15,6 +15,11 @@ def test_tiny_sd_components_seeded_and_overridable():
     small = tiny_sd_components(image_size=16, context_length=16)
     assert small.image_size == 16 and small.latent_size == 4 and small.tokenizer.model_max_length == 16
     assert sum(p.numel() for p in a.unet.parameters()) < 2_000_000
+    both = tiny_sd_components(cross_attn_levels=2, vae_channels=(16, 32, 64), vae_norm_groups=8, scaling_factor=0.2)
+    from vislab.diffusion import cross_attention_layers
+
+    assert len(cross_attention_layers(both.unet)) == 2 + 1 + 4  # 2 down, mid, 2x2 up
+    assert both.scaling_factor == 0.2 and both.vae_scale_factor == 4
 
 
 def test_tiny_sd_dir_fixture_loads(tiny_sd_dir):

@@ -195,11 +195,9 @@ class ClipEncoder(nn.Module):
         """Text features (B, D) of token ids (B, L) (or a list of strings, tokenized here)."""
         if not isinstance(ids, torch.Tensor):
             ids = self.tokenize(ids)
-        if self.backend == "hf":
-            x = _first(self.model.get_text_features(input_ids=ids))
-        else:
-            x = self.encode_text_embeddings(self.token_embedding(ids), ids)
-        return F.normalize(x, dim=-1) if normalize else x
+        # one path for both backends: pools at the first <|endoftext|> even where a checkpoint's config
+        # says eos_token_id=2 (old OpenAI conversions pool at argmax, wrong once tokens are added)
+        return self.encode_text_embeddings(self.token_embedding(ids), ids, normalize=normalize)
 
     # ---------------------------------------------------------------------------- image
     def _vit_ok(self) -> None:
@@ -439,8 +437,7 @@ def tiny_clip_config(**overrides: Any) -> dict[str, Any]:
 def tiny_clip(backend: str = "hf", seed: int = 0, **overrides: Any) -> ClipEncoder:
     """A random-init tiny CLIP (ViT image tower, CLIP vocabulary) on CPU in eval mode, for tests."""
     c = tiny_clip_config(**overrides)
-    g = torch.random.fork_rng()
-    with g:
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if backend == "hf":
             from transformers import CLIPConfig, CLIPModel

@@ -195,15 +195,22 @@ TINY_SD = dict(
     unet_channels=(32, 64),
     unet_heads=4,
     latent_channels=4,
+    cross_attn_levels=1,    # how many of the UNet's resolution levels (from the top) have cross-attention
+    layers_per_block=1,
+    vae_norm_groups=32,
+    unet_norm_groups=32,
+    scaling_factor=0.18215,
 )
 
 
 def tiny_sd(seed: int = 0, **overrides: Any) -> SDComponents:
     """A random-init tiny Stable Diffusion on CPU (eval mode), for tests.
 
-    Keys of :data:`TINY_SD` may be overridden. Group norms use 32 groups (channels multiples of 32,
-    as SD); the UNet has cross-attention in its first down block, the mid block and the last up block;
-    the scheduler is SD's scaled-linear DDPM (``steps_offset=1``, ``clip_sample=False``).
+    Keys of :data:`TINY_SD` may be overridden. Group norms use 32 groups by default (channels must be
+    multiples of the group count, as in SD); by default the UNet has cross-attention in its first
+    down block, the mid block and the last up block (``cross_attn_levels`` levels from the top, mirrored
+    on the way up); the scheduler is SD's scaled-linear DDPM (``steps_offset=1``, ``clip_sample=False``).
+    The tokenizer is :func:`vislab.clip.clip_tokenizer` with ``context_length`` tokens.
     """
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -218,7 +225,7 @@ def tiny_sd(seed: int = 0, **overrides: Any) -> SDComponents:
     f = 2 ** (n_vae - 1)
     if c["image_size"] % f:
         raise ValueError(f"image_size {c['image_size']} is not divisible by the VAE factor {f}")
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         text_encoder = CLIPTextModel(CLIPTextConfig(
             vocab_size=VOCAB_SIZE, hidden_size=c["text_width"], intermediate_size=4 * c["text_width"],
@@ -229,15 +236,17 @@ def tiny_sd(seed: int = 0, **overrides: Any) -> SDComponents:
             in_channels=3, out_channels=3,
             down_block_types=("DownEncoderBlock2D",) * n_vae, up_block_types=("UpDecoderBlock2D",) * n_vae,
             block_out_channels=tuple(c["vae_channels"]), layers_per_block=1, latent_channels=c["latent_channels"],
-            norm_num_groups=32, sample_size=c["image_size"], scaling_factor=0.18215,
+            norm_num_groups=c["vae_norm_groups"], sample_size=c["image_size"], scaling_factor=c["scaling_factor"],
         )
         n_unet = len(c["unet_channels"])
+        n_x = max(0, min(int(c["cross_attn_levels"]), n_unet))
+        down = ("CrossAttnDownBlock2D",) * n_x + ("DownBlock2D",) * (n_unet - n_x)
         unet = UNet2DConditionModel(
             sample_size=c["image_size"] // f, in_channels=c["latent_channels"], out_channels=c["latent_channels"],
-            block_out_channels=tuple(c["unet_channels"]), layers_per_block=1,
-            down_block_types=("CrossAttnDownBlock2D",) + ("DownBlock2D",) * (n_unet - 1),
-            up_block_types=("UpBlock2D",) * (n_unet - 1) + ("CrossAttnUpBlock2D",),
-            cross_attention_dim=c["text_width"], attention_head_dim=c["unet_heads"], norm_num_groups=32,
+            block_out_channels=tuple(c["unet_channels"]), layers_per_block=c["layers_per_block"],
+            down_block_types=down,
+            up_block_types=tuple("CrossAttnUpBlock2D" if d.startswith("CrossAttn") else "UpBlock2D" for d in reversed(down)),
+            cross_attention_dim=c["text_width"], attention_head_dim=c["unet_heads"], norm_num_groups=c["unet_norm_groups"],
         )
     scheduler = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                               steps_offset=1, clip_sample=False, prediction_type="epsilon")
