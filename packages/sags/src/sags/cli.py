@@ -1,8 +1,30 @@
-"""Command line of sags."""
+"""Command line of sags: ``sags`` (train, the embedded default), ``sags segment | render | edit | collide | eval``."""
 
 from __future__ import annotations
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point (filled in by the package issue)."""
-    raise SystemExit("sags: not implemented yet")
+    """Entry point of the ``sags`` script, ``python -m sags`` and ``train sags``."""
+    from vislab.run import method_main
+
+    def lazy(name: str):
+        def cmd(args: list[str]) -> int | None:
+            from sags.commands import COMMANDS
+
+            return COMMANDS[name](args)
+
+        return cmd
+
+    def train(run):
+        from sags.train import train as _train
+
+        return _train(run)
+
+    commands = {n: lazy(n) for n in ("segment", "render", "edit", "collide", "eval")}
+    return method_main(
+        "sags",
+        train,
+        argv,
+        commands=commands,
+        description="SA-GS (Segment Anything in 3D Gaussians): fit 3D Gaussians, then segment objects from clicks.",
+    )

@@ -14,7 +14,6 @@ from typing import Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from vislab.errors import InputError, VislabError
@@ -45,10 +44,16 @@ class OracleProvider:
 
 
 class FloodFillProvider:
-    """Region growing from the positive points on the rendered RGB (negative points' regions removed)."""
+    """Region growing from the positive points on the rendered RGB (negative points' regions removed).
 
-    def __init__(self, chroma_tol: float = 0.08, ratio_range: tuple[float, float] = (0.5, 2.0), min_brightness: float = 0.03):
-        self.tol, self.ratio, self.min_b = chroma_tol, ratio_range, min_brightness
+    A 4-neighbour joins the region when its chromaticity (rgb / Σrgb) is within ``chroma_tol`` of the
+    neighbour it grows from and its brightness ratio to it is in ``ratio_range`` (local steps, so
+    smooth shading is crossed), and its chromaticity stays within ``seed_tol`` of the seeds' (so a
+    slow drift cannot leak into another object). Pixels darker than ``min_brightness`` never join.
+    """
+
+    def __init__(self, chroma_tol: float = 0.08, ratio_range: tuple[float, float] = (0.5, 2.0), seed_tol: float = 0.25, min_brightness: float = 0.06):
+        self.tol, self.ratio, self.seed_tol, self.min_b = chroma_tol, ratio_range, seed_tol, min_brightness
 
     def _grow(self, img: Tensor, seeds: list[tuple[int, int]]) -> Tensor:
         H, W, _ = img.shape
@@ -56,19 +61,27 @@ class FloodFillProvider:
         chroma = img / bright.clamp(min=1e-6)[..., None]
         ys = torch.tensor([s[1] for s in seeds])
         xs = torch.tensor([s[0] for s in seeds])
-        ref_c = chroma[ys, xs].mean(0)
-        ref_b = bright[ys, xs].mean().clamp(min=1e-6)
-        ratio = bright / ref_b
-        similar = ((chroma - ref_c).norm(dim=-1) < self.tol) & (ratio >= self.ratio[0]) & (ratio <= self.ratio[1]) & (bright > self.min_b)
+        ok = ((chroma - chroma[ys, xs].mean(0)).norm(dim=-1) < self.seed_tol) & (bright > self.min_b)
+
+        def link(a: tuple[slice, slice], b: tuple[slice, slice]) -> Tensor:
+            ratio = bright[b] / bright[a].clamp(min=1e-6)
+            return ((chroma[a] - chroma[b]).norm(dim=-1) < self.tol) & (ratio >= self.ratio[0]) & (ratio <= self.ratio[1])
+
+        s_, a0, a1 = slice(None), slice(0, -1), slice(1, None)
+        down, right = link((a0, s_), (a1, s_)), link((s_, a0), (s_, a1))  # pixel -> its lower / right neighbour
         region = torch.zeros(H, W, dtype=torch.bool)
         region[ys, xs] = True
-        region &= similar
-        kernel = torch.tensor([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=torch.float32)[None, None]
+        region &= ok
         while True:
-            grown = (F.conv2d(region[None, None].float(), kernel, padding=1)[0, 0] > 0) & similar
-            if torch.equal(grown, region):
+            g = region.clone()
+            g[1:] |= region[:-1] & down
+            g[:-1] |= region[1:] & down
+            g[:, 1:] |= region[:, :-1] & right
+            g[:, :-1] |= region[:, 1:] & right
+            g &= ok
+            if torch.equal(g, region):
                 return region
-            region = grown
+            region = g
 
     def __call__(self, image: np.ndarray, points: np.ndarray, labels: np.ndarray, view_id: int) -> np.ndarray:
         img = torch.from_numpy(np.asarray(image)).float() / 255.0

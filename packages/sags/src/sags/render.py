@@ -332,9 +332,9 @@ def gaussian_window(size: int = 11, sigma: float = 1.5, device=None, dtype=torch
     return g[:, None] * g[None, :]
 
 
-def ssim(a: Tensor, b: Tensor, window: int = 11) -> Tensor:
+def ssim(a: Tensor, b: Tensor, window: int = 11, reduce: bool = True) -> Tensor:
     """Mean SSIM of images [B, C, H, W] with an 11×11 Gaussian window (σ 1.5), 'same' padding,
-    C1 = 0.01², C2 = 0.03² (the 3DGS / fused-ssim definition)."""
+    C1 = 0.01², C2 = 0.03² (the 3DGS definition, zero padding); ``reduce=False`` gives the map."""
     ch = a.shape[1]
     w = gaussian_window(window, 1.5, a.device, a.dtype).expand(ch, 1, window, window)
     pad = window // 2
@@ -348,7 +348,7 @@ def ssim(a: Tensor, b: Tensor, window: int = 11) -> Tensor:
     sab = f(a * b) - mu_a * mu_b
     c1, c2 = 0.01**2, 0.03**2
     m = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (saa + sbb + c2))
-    return m.mean()
+    return m.mean() if reduce else m
 
 
 __all__ = [

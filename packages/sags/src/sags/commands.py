@@ -1,0 +1,188 @@
+"""Inference commands: ``sags segment | render | edit | collide | eval``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vislab.errors import InputError, VislabError
+from vislab.io import require_file, write_json
+
+
+def _scene(ply: str, cameras: str):
+    from sags.cameras import load_cameras
+    from sags.gaussians import load_ply
+
+    return load_ply(ply), load_cameras(cameras)
+
+
+def _labels(path: str, n: int) -> torch.Tensor:
+    p = require_file(path, "labels file")
+    try:
+        lab = np.load(p)
+    except Exception as e:  # noqa: BLE001
+        raise InputError(p, f"cannot read labels ({e.__class__.__name__})") from None
+    if lab.ndim != 1 or len(lab) != n:
+        raise InputError(p, f"labels have shape {lab.shape}, but the PLY holds {n} Gaussians")
+    return torch.from_numpy(lab.astype(np.int8))
+
+
+def segment_main(argv: list[str]) -> int:
+    """Segment an object of a 3DGS scene from clicks in one view."""
+    from sags.providers import make_provider
+    from sags.run_helpers import segment_args_to_config
+    from sags.segment import segment_gaussians
+    from sags.train import parse_points, write_segmentation
+    from sags.cameras import scene_scale
+
+    p = argparse.ArgumentParser(prog="sags segment", description="SA-GS: segment the Gaussians of an object clicked in one view.")
+    p.add_argument("--ply", required=True, help="INRIA 3DGS PLY (point_cloud.ply)")
+    p.add_argument("--cameras", required=True, help="cameras.json (INRIA), transforms.json or a COLMAP sparse/0 folder, in the PLY's frame")
+    p.add_argument("--view", type=int, default=0, help="index of the reference view (default 0)")
+    p.add_argument("--points", required=True, help="positive clicks 'x,y;x,y' in pixels of the reference view")
+    p.add_argument("--neg", default=None, help="negative clicks 'x,y;x,y'")
+    p.add_argument("--provider", default="sam", choices=["sam", "floodfill"], help="mask provider (default sam)")
+    p.add_argument("--sam-checkpoint", default=None, help="local SAM checkpoint (sam_vit_b_01ec64.pth, ...)")
+    p.add_argument("--sam-type", default="vit_b", choices=["vit_b", "vit_l", "vit_h", "tiny"])
+    p.add_argument("--sam-k", type=int, default=None, help="fixed multimask output (0..2); default: best score in the reference view")
+    p.add_argument("--lift", default="depth", choices=["depth", "nearest"])
+    p.add_argument("--tau", type=float, default=0.7)
+    p.add_argument("--vote-denominator", default="all", choices=["all", "valid"], help="valid: for 360-degree captures")
+    p.add_argument("--occlusion-test", action="store_true")
+    p.add_argument("--no-gd", action="store_true", help="skip Gaussian Decomposition")
+    p.add_argument("--gd-mode", default="split", choices=["split", "official"])
+    p.add_argument("--gd-views", type=int, default=5)
+    p.add_argument("--background", default="0,0,0", help="render background r,g,b in [0,1]")
+    p.add_argument("--out", required=True, help="output folder")
+    a = p.parse_args(argv)
+    points = parse_points(a.points)
+    if points is None:
+        raise VislabError("--points needs at least one click")
+    splats, cams = _scene(a.ply, a.cameras)
+    cfg = segment_args_to_config(a)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    provider = make_provider(a.provider, None, a.sam_type, a.sam_checkpoint, a.sam_k, dev)
+    bg = tuple(float(x) for x in a.background.split(","))
+    seg = segment_gaussians(splats, cams, a.view, points, provider, parse_points(a.neg), cfg, scene_scale(cams), bg)
+    out = Path(a.out)
+    write_segmentation(seg, out, cams, points, a.view)
+    print(f"{seg.info['n_object']} of {seg.info['n_gaussians']} Gaussians selected, {seg.info['n_decomposed']} decomposed; outputs in {out}")
+    return 0
+
+
+def render_main(argv: list[str]) -> int:
+    """Render a PLY from its cameras."""
+    from sags.segment import render_all
+    from sags.viz import save_png
+
+    p = argparse.ArgumentParser(prog="sags render", description="Render an INRIA PLY from cameras (PNG per view, plus depth).")
+    p.add_argument("--ply", required=True)
+    p.add_argument("--cameras", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--background", default="0,0,0")
+    a = p.parse_args(argv)
+    splats, cams = _scene(a.ply, a.cameras)
+    rgb, alpha, depth = render_all(splats, cams, tuple(float(x) for x in a.background.split(",")))
+    for i in range(len(cams)):
+        save_png(rgb[i], Path(a.out) / f"{i:03d}.png")
+    print(f"{len(cams)} views rendered into {a.out}")
+    return 0
+
+
+def edit_main(argv: list[str]) -> int:
+    """Remove, translate or rotate the segmented object."""
+    from sags.edit import axis_angle_matrix, rotate, split_object, translate
+    from sags.gaussians import load_ply, save_ply
+
+    p = argparse.ArgumentParser(prog="sags edit", description="Edit a segmented object: remove | translate | rotate.")
+    p.add_argument("op", choices=["remove", "translate", "rotate"])
+    p.add_argument("--ply", required=True, help="the scene PLY the labels belong to (segmentation's full scene)")
+    p.add_argument("--labels", required=True, help="labels.npy from sags segment")
+    p.add_argument("--t", default="0,0,0", help="translation x,y,z")
+    p.add_argument("--axis", default="0,0,1", help="rotation axis")
+    p.add_argument("--degrees", type=float, default=0.0)
+    p.add_argument("--out", required=True, help="output PLY")
+    a = p.parse_args(argv)
+    splats = load_ply(a.ply)
+    lab = _labels(a.labels, len(splats["means"]))
+    if a.op == "remove":
+        res = split_object(splats, lab)[1]
+    elif a.op == "translate":
+        res = translate(splats, lab, torch.tensor([float(x) for x in a.t.split(",")]))
+    else:
+        res = rotate(splats, lab, axis_angle_matrix(torch.tensor([float(x) for x in a.axis.split(",")]), a.degrees))
+    save_ply(res, a.out)
+    print(f"wrote {a.out}")
+    return 0
+
+
+def collide_main(argv: list[str]) -> int:
+    """Collision-style queries on segmented objects: boxes, overlap, point inside."""
+    from sags.edit import boxes_overlap, pca_box, point_inside
+    from sags.gaussians import load_ply
+
+    p = argparse.ArgumentParser(prog="sags collide", description="Oriented/axis-aligned boxes of object PLYs, their overlap, and point-inside tests.")
+    p.add_argument("--a", required=True, help="object PLY")
+    p.add_argument("--b", default=None, help="second object PLY (overlap test)")
+    p.add_argument("--point", action="append", default=[], help="x,y,z to test against --a (repeatable)")
+    a = p.parse_args(argv)
+    box_a = pca_box(load_ply(a.a))
+    res = {"a": {k: v.tolist() for k, v in box_a.items()}}
+    if a.b:
+        box_b = pca_box(load_ply(a.b))
+        res["b"] = {k: v.tolist() for k, v in box_b.items()}
+        res["overlap"] = bool(boxes_overlap(box_a, box_b))
+    if a.point:
+        pts = torch.tensor([[float(x) for x in s.split(",")] for s in a.point])
+        res["inside"] = point_inside(box_a, pts).tolist()
+    import json
+
+    print(json.dumps(res, indent=1))
+    return 0
+
+
+def eval_main(argv: list[str]) -> int:
+    """mIoU / mAcc of rendered masks against ground-truth masks (NVOS / SPIn-NeRF style)."""
+    from sags.gaussians import load_ply
+    from sags.metrics import mean_iou_acc
+    from sags.segment import render_masks
+    from vislab.io import load_image
+
+    p = argparse.ArgumentParser(prog="sags eval", description="Score a segmentation against ground-truth masks.")
+    p.add_argument("--ply", required=True, help="scene PLY the labels belong to")
+    p.add_argument("--labels", required=True)
+    p.add_argument("--cameras", required=True)
+    p.add_argument("--views", required=True, help="comma-separated view indices that have ground-truth masks")
+    p.add_argument("--gt-masks", nargs="+", required=True, help="mask images (non-zero = object), one per view")
+    p.add_argument("--mode", default="label", choices=["label", "alpha"])
+    p.add_argument("--out", default=None, help="metrics JSON path")
+    a = p.parse_args(argv)
+    from sags.cameras import load_cameras
+
+    splats = load_ply(a.ply)
+    cams = load_cameras(a.cameras)
+    lab = _labels(a.labels, len(splats["means"]))
+    views = [int(v) for v in a.views.split(",")]
+    if len(views) != len(a.gt_masks):
+        raise VislabError(f"{len(views)} views but {len(a.gt_masks)} masks")
+    gts = []
+    for v, mp in zip(views, a.gt_masks):
+        if not 0 <= v < len(cams):
+            raise VislabError(f"view {v} out of range")
+        m = load_image(mp, "L")
+        if m.shape != (cams[v].height, cams[v].width):
+            raise InputError(mp, f"mask is {m.shape[1]}x{m.shape[0]}, camera {v} is {cams[v].width}x{cams[v].height}")
+        gts.append(torch.from_numpy(m > 127))
+    preds = render_masks(splats, lab, [cams[v] for v in views], a.mode)
+    miou, macc = mean_iou_acc(preds, gts)
+    res = {"mIoU": miou, "mAcc": macc, "views": views}
+    if a.out:
+        write_json(a.out, res)
+    print(f"mIoU {miou:.4f}  mAcc {macc:.4f}")
+    return 0
+
+
+COMMANDS = {"segment": segment_main, "render": render_main, "edit": edit_main, "collide": collide_main, "eval": eval_main}

@@ -1,0 +1,108 @@
+"""INRIA PLY round trip and bad fields; camera files."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from plyfile import PlyData, PlyElement
+
+from vislab.errors import InputError
+
+from sags.cameras import Camera, intrinsics, load_cameras, load_cameras_json, load_transforms_json, look_at, save_cameras_json
+from sags.gaussians import load_ply, random_splats, save_ply
+
+
+@pytest.mark.parametrize("deg", [0, 3])
+def test_ply_round_trip_bit_exact(tmp_path, deg):
+    s = random_splats(57, sh_degree=deg, generator=torch.Generator().manual_seed(deg))
+    s["means"][3] = float("nan")  # rows are never filtered
+    save_ply(s, tmp_path / "a.ply")
+    t = load_ply(tmp_path / "a.ply")
+    for k in s:
+        assert t[k].shape == s[k].shape
+        assert torch.equal(t[k].view(torch.int32), s[k].float().contiguous().view(torch.int32)), k
+    save_ply(t, tmp_path / "b.ply")
+    assert (tmp_path / "a.ply").read_bytes() == (tmp_path / "b.ply").read_bytes()
+
+
+def test_ply_layout_is_inria(tmp_path):
+    s = random_splats(2, sh_degree=1)
+    s["shN"][:] = torch.arange(9, dtype=torch.float32).reshape(1, 3, 3)  # [N, K-1=3 coeffs, 3 channels]
+    save_ply(s, tmp_path / "a.ply")
+    v = PlyData.read(str(tmp_path / "a.ply"))["vertex"]
+    names = [p.name for p in v.properties]
+    assert names[:9] == ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+    assert names[-8:] == ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    # channel-major: f_rest_{c(K-1)+j} = shN[j, c]
+    for c in range(3):
+        for j in range(3):
+            assert v[f"f_rest_{c * 3 + j}"][0] == s["shN"][0, j, c]
+    assert (np.asarray(v["nx"]) == 0).all()
+
+
+def _write(path, names, n=3):
+    arr = np.zeros(n, dtype=[(k, "<f4") for k in names])
+    PlyData([PlyElement.describe(arr, "vertex")]).write(str(path))
+
+
+def test_bad_ply_fields(tmp_path):
+    base = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    _write(tmp_path / "noopa.ply", [n for n in base if n != "opacity"])
+    with pytest.raises(InputError, match="opacity"):
+        load_ply(tmp_path / "noopa.ply")
+    _write(tmp_path / "sh.ply", base + [f"f_rest_{i}" for i in range(10)])
+    with pytest.raises(InputError, match="f_rest"):
+        load_ply(tmp_path / "sh.ply")
+    (tmp_path / "junk.ply").write_bytes(b"not a ply at all")
+    with pytest.raises(InputError, match="cannot read PLY"):
+        load_ply(tmp_path / "junk.ply")
+    _write(tmp_path / "empty.ply", base, n=0)
+    with pytest.raises(InputError, match="0 vertices"):
+        load_ply(tmp_path / "empty.ply")
+    with pytest.raises(InputError, match="not found"):
+        load_ply(tmp_path / "missing.ply")
+    _write(tmp_path / "ok.ply", base)
+    assert load_ply(tmp_path / "ok.ply")["shN"].shape == (3, 0, 3)
+
+
+def test_save_ply_is_atomic(tmp_path):
+    s = random_splats(5, 0)
+    save_ply(s, tmp_path / "a.ply")
+    before = (tmp_path / "a.ply").read_bytes()
+    bad = dict(s)
+    bad["scales"] = torch.zeros(4, 3)  # wrong row count -> the write fails
+    with pytest.raises(Exception):
+        save_ply(bad, tmp_path / "a.ply")
+    assert (tmp_path / "a.ply").read_bytes() == before
+
+
+def test_cameras_json_round_trip_and_projection(tmp_path):
+    cam = Camera(look_at(torch.tensor([2.0, 1.0, 1.5]), torch.zeros(3)), intrinsics(50, 64, 48), 64, 48, "v0")
+    save_cameras_json([cam], tmp_path / "cameras.json")
+    back = load_cameras(tmp_path / "cameras.json")[0]
+    assert torch.allclose(back.viewmat, cam.viewmat, atol=1e-5) and torch.allclose(back.K, cam.K)
+    uv, z = back.project(torch.zeros(1, 3))
+    assert torch.allclose(uv, torch.tensor([[32.0, 24.0]]), atol=1e-3) and z[0] > 0  # looks at the target
+    o, d = back.ray(32.0, 24.0)
+    assert torch.allclose(o + z[0] * d, torch.zeros(3), atol=1e-4)  # unit camera-space z ray
+
+
+def test_cameras_without_intrinsics(tmp_path):
+    (tmp_path / "cameras.json").write_text(json.dumps([{"id": 0, "width": 4, "height": 4, "position": [0, 0, 0], "rotation": np.eye(3).tolist()}]))
+    with pytest.raises(InputError, match="fx"):
+        load_cameras_json(tmp_path / "cameras.json")
+    (tmp_path / "transforms.json").write_text(json.dumps({"frames": [{"file_path": "a", "transform_matrix": np.eye(4).tolist()}], "w": 8, "h": 8}))
+    with pytest.raises(InputError, match="intrinsics"):
+        load_transforms_json(tmp_path / "transforms.json")
+
+
+def test_transforms_json_opengl_to_opencv(tmp_path):
+    c2w = np.eye(4)
+    c2w[:3, 3] = [0, 0, 4]  # OpenGL camera at z=4 looking down -z towards the origin
+    (tmp_path / "transforms.json").write_text(json.dumps({"camera_angle_x": 0.8, "w": 10, "h": 10, "frames": [{"file_path": "./r_0", "transform_matrix": c2w.tolist()}]}))
+    cam = load_transforms_json(tmp_path / "transforms.json")[0]
+    uv, z = cam.project(torch.tensor([[0.0, 0.0, 0.0], [0.5, 0.5, 0.0]]))
+    assert torch.allclose(z, torch.tensor([4.0, 4.0]))
+    assert torch.allclose(uv[0], torch.tensor([5.0, 5.0]))
+    assert uv[1, 0] > 5 and uv[1, 1] < 5  # +x right, +y (world up) is up in the image (v decreases)
