@@ -7,7 +7,6 @@ import json
 
 import pytest
 import torch
-
 from vislab.clip import EOS_ID, ClipEncoder, PromptLearner, load_clip, tiny_clip
 from vislab.errors import InputError, VislabError
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-
 from vislab.clip import ClipEncoder, load_clip
 from vislab.testing.models import tiny_clip_dir, tiny_clip_model  # noqa: F401 - fixture
 
@@ -21,7 +20,7 @@ def test_tiny_clip_model_is_seeded_and_cheap():
     assert tiny_clip_model("open_clip", embed_dim=16).embed_dim == 16
 
 
-def test_tiny_clip_dir_fixture_loads(tiny_clip_dir):
+def test_tiny_clip_dir_fixture_loads(tiny_clip_dir):  # noqa: F811 - the imported fixture
     enc = load_clip(tiny_clip_dir)
     ref = tiny_clip_model(seed=0)
     with torch.no_grad():

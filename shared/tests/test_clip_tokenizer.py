@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from vislab.clip import BOS_ID, EOS_ID, VOCAB_SIZE, clip_tokenizer
 
 TEXTS = [

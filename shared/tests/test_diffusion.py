@@ -7,7 +7,6 @@ import json
 
 import pytest
 import torch
-
 from vislab.diffusion import (
     AttentionStore,
     TokenRowsGuard,

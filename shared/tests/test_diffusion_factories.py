@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-
 from vislab.diffusion import SDComponents, load_sd
 from vislab.testing.models import tiny_sd_components, tiny_sd_dir  # noqa: F401 - fixture
 
@@ -22,7 +21,7 @@ def test_tiny_sd_components_seeded_and_overridable():
     assert both.scaling_factor == 0.2 and both.vae_scale_factor == 4
 
 
-def test_tiny_sd_dir_fixture_loads(tiny_sd_dir):
+def test_tiny_sd_dir_fixture_loads(tiny_sd_dir):  # noqa: F811 - the imported fixture
     sd = load_sd(tiny_sd_dir)
     ref = tiny_sd_components(seed=0)
     lat = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))

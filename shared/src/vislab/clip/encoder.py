@@ -113,7 +113,7 @@ class ClipEncoder(nn.Module):
     def logit_scale(self) -> torch.Tensor:
         return self.model.logit_scale.exp()
 
-    def freeze(self) -> "ClipEncoder":
+    def freeze(self) -> ClipEncoder:
         """Turn off gradients for every CLIP weight and switch to eval mode; returns self."""
         self.requires_grad_(False)
         return self.eval()

@@ -152,7 +152,7 @@ class _Capture:
             self.unet.set_attn_processor(self.original)
             self.original = None
 
-    def __enter__(self) -> "_Capture":
+    def __enter__(self) -> _Capture:
         return self
 
     def __exit__(self, *exc) -> None:

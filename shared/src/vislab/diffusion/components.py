@@ -63,12 +63,12 @@ class SDComponents:
     def modules(self) -> dict[str, nn.Module]:
         return {"text_encoder": self.text_encoder, "vae": self.vae, "unet": self.unet}
 
-    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> "SDComponents":
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> SDComponents:
         for m in self.modules().values():
             m.to(device=device, dtype=dtype)
         return self
 
-    def freeze(self) -> "SDComponents":
+    def freeze(self) -> SDComponents:
         """No gradients and eval mode for text encoder, VAE and UNet; returns self."""
         for m in self.modules().values():
             m.requires_grad_(False)
