@@ -89,6 +89,17 @@ def test_image_tokens_layers_and_visual_prompts(clip):
     torch.testing.assert_close(clip.pool_image(layers[-1]), f, atol=1e-5, rtol=1e-5)
     fp, tp = clip.encode_image(px, return_tokens=True, prompt_tokens=torch.randn(3, 64))
     assert tp.shape == (2, 20, 64) and (fp - f).abs().max() > 1e-4
+    # deep (MaPLe-style) prompts: a list; one set equals the shallow form, a second set changes block 2's input
+    v1, v2 = torch.randn(3, 64), torch.randn(3, 64)
+    torch.testing.assert_close(clip.encode_image(px, prompt_tokens=[v1]), clip.encode_image(px, prompt_tokens=v1))
+    deep = clip.image_layers(px, prompt_tokens=[v1, v2])
+    shallow = clip.image_layers(px, prompt_tokens=v1)
+    torch.testing.assert_close(deep[0], shallow[0])
+    assert (deep[1] - shallow[1]).abs().max() > 1e-4
+    ln_pre, blocks, _ = clip.vision_blocks()
+    h = blocks[0](ln_pre(clip.image_embeddings(px, v1)))
+    manual = blocks[1](torch.cat([h[:, :-3], v2.expand(2, -1, -1)], dim=1))
+    torch.testing.assert_close(deep[1], manual)
     logits = clip(px, clip.tokenize(TEXTS))
     assert logits.shape == (2, 2)
     assert torch.allclose(clip.normalize(torch.ones(1, 3, 1, 1)).flatten(), (1 - clip.pixel_mean.flatten()) / clip.pixel_std.flatten())

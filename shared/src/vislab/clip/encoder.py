@@ -229,19 +229,37 @@ class ClipEncoder(nn.Module):
             x = torch.cat([x, p], dim=1)
         return x
 
-    def _vision_blocks(self):
+    def vision_blocks(self):
+        """``(ln_pre, [block callables h -> h], ln_post)`` of the vision transformer (batch-first)."""
         if self.backend == "hf":
             vm = self.model.vision_model
             return vm.pre_layrnorm, [lambda h, layer=layer: layer(h, None) for layer in vm.encoder.layers], vm.post_layernorm
         v = self.model.visual
         return v.ln_pre, [lambda h, blk=blk: blk(h) for blk in v.transformer.resblocks], v.ln_post
 
-    def image_layers(self, pixels: torch.Tensor, prompt_tokens: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """Output of every vision transformer block (each (B, 1+N(+M), Wv), before the post layer norm)."""
-        ln_pre, blocks, _ = self._vision_blocks()
-        h = ln_pre(self.image_embeddings(pixels, prompt_tokens))
+    _vision_blocks = vision_blocks  # old private name, kept for callers
+
+    def image_layers(self, pixels: torch.Tensor, prompt_tokens=None) -> list[torch.Tensor]:
+        """Output of every vision transformer block (each (B, 1+N(+M), Wv), before the post layer norm).
+
+        ``prompt_tokens``: None; one tensor (M, Wv) or (B, M, Wv) appended at the input (shallow); or a
+        list ``[V_1, .., V_J]`` of such tensors: V_1 appended at the input and, MaPLe-style deep prompts,
+        the M prompt slots replaced by V_j at the input of block j (j = 2..J).
+        """
+        deep = list(prompt_tokens) if isinstance(prompt_tokens, (list, tuple)) else [prompt_tokens]
+        ln_pre, blocks, _ = self.vision_blocks()
+        h = ln_pre(self.image_embeddings(pixels, deep[0]))
+        m = 0 if deep[0] is None else deep[0].shape[-2]
+        if len(deep) > len(blocks):
+            raise VislabError(f"{len(deep)} deep prompt sets for {len(blocks)} vision blocks")
         outs = []
-        for blk in blocks:
+        for j, blk in enumerate(blocks):
+            if 0 < j < len(deep) and deep[j] is not None:
+                p = deep[j].to(h.dtype)
+                if p.shape[-2] != m:
+                    raise ValueError(f"deep prompt set {j} has {p.shape[-2]} tokens, the first has {m}")
+                p = p.unsqueeze(0).expand(h.shape[0], -1, -1) if p.dim() == 2 else p
+                h = torch.cat([h[:, : h.shape[1] - m], p], dim=1)
             h = blk(h)
             outs.append(h)
         return outs
@@ -255,17 +273,17 @@ class ClipEncoder(nn.Module):
 
     def pool_image(self, last_hidden: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         """Image feature (B, D) from the last block's output (B, 1+N, Wv): post-LN of CLS, then projection."""
-        _, _, ln_post = self._vision_blocks()
+        _, _, ln_post = self.vision_blocks()
         x = self.image_projection(ln_post(last_hidden[:, 0]))
         return F.normalize(x, dim=-1) if normalize else x
 
     def encode_image(self, pixels: torch.Tensor, return_tokens: bool = False, normalize: bool = False,
-                     prompt_tokens: torch.Tensor | None = None):
+                     prompt_tokens=None):
         """Image features (B, D) of CLIP-normalised ``pixels`` (B, 3, H, W).
 
         With ``return_tokens=True`` also returns all tokens after the post layer norm and before the
         projection, ``(B, 1+N, Wv)`` (CLS first; visual prompt tokens, if any, at the end); map them to
-        the joint space with :meth:`image_projection`.
+        the joint space with :meth:`image_projection`. ``prompt_tokens``: visual prompts, see :meth:`image_layers`.
         """
         if not return_tokens and prompt_tokens is None:
             if self.backend == "hf":
@@ -275,7 +293,7 @@ class ClipEncoder(nn.Module):
                 x = x[0] if isinstance(x, tuple) else x
             return F.normalize(x, dim=-1) if normalize else x
         last = self.image_layers(pixels, prompt_tokens)[-1]
-        _, _, ln_post = self._vision_blocks()
+        _, _, ln_post = self.vision_blocks()
         tokens = ln_post(last)
         x = self.image_projection(tokens[:, 0])
         x = F.normalize(x, dim=-1) if normalize else x

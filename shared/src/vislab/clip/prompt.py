@@ -46,11 +46,11 @@ class PromptLearner(nn.Module):
             init_ids = tok(ctx_init, add_special_tokens=False).input_ids
             n_ctx = len(init_ids)
             with torch.no_grad():
-                vec = clip.token_embedding(torch.tensor([init_ids], device=dev))[0].float().cpu()
+                vec = clip.token_embedding(torch.tensor([init_ids], device=dev))[0].float()
             ctx = vec.unsqueeze(0).repeat(len(classnames), 1, 1) if csc else vec
         else:
             shape = (len(classnames), n_ctx, width) if csc else (n_ctx, width)
-            ctx = torch.empty(shape).normal_(0.0, init_std)
+            ctx = torch.empty(shape, device=dev).normal_(0.0, init_std)
         if n_ctx < 1:
             raise VislabError("PromptLearner needs n_ctx >= 1")
         self.n_ctx = n_ctx
