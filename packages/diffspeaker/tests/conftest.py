@@ -28,5 +28,8 @@ def trained_run(tmp_path_factory):
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("ds_run")
     run = make_run("diffspeaker", out, TINY)
+    from vislab.config import dump_yaml
+
+    (out / "config.yaml").write_text(dump_yaml(run.config))  # start_run's job on the command line
     metrics = train(run)
     return out, metrics

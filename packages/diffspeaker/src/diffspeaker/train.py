@@ -54,7 +54,12 @@ def train(run: Run) -> dict[str, Any]:
     if main:
         run.log(f"train clips {len(dm.train_set)}, test clips {len(test_set)}, vertices {dm.n_feats // 3}, styles {len(dm.geometry.styles)}")
         before = evaluate(module, test_set, batch_size=eval_bs, progress="LVE before training")
-    trainer = run.trainer()
+    overrides = {}
+    if cfg["trainer"].get("strategy") == "ddp":
+        # wav2vec2's masked_spec_embed / LayerDrop leave parameters unused in some steps (PL 1.9, the
+        # official code's version, searched for unused parameters by default)
+        overrides["strategy"] = "ddp_find_unused_parameters_true"
+    trainer = run.trainer(**overrides)
     trainer.fit(module, dm, ckpt_path=run.resume_checkpoint())
     if not trainer.is_global_zero:
         return {}
