@@ -125,6 +125,10 @@ def train(run: Run) -> dict[str, Any]:
     cfg = run.config
     runtime.setup(int(cfg["seed"]))
     main = runtime.is_main_process()
+    if main and not (run.out / "config.yaml").is_file():  # runs built in-process (vislab.testing.make_run)
+        from vislab.config import dump_yaml
+
+        (run.out / "config.yaml").write_text(dump_yaml(cfg))
     splits = load_splits(cfg["data"])
     tok = build_tokenizer(cfg, [s["text"] for s in splits["train"]])
     run.log(f"data: {cfg['data']['source']}  train/dev/test = {len(splits['train'])}/{len(splits['dev'])}/{len(splits['test'])}, "

@@ -1,0 +1,176 @@
+"""Lightning stages, the embedded default on a tiny budget, save/load, translate, CLI and bad input."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vislab.errors import InputError
+from vislab.testing import assert_run_contract, run_module
+
+
+def test_fast_dev_run_stage1_and_stage2(cfg, tok, splits):
+    import pytorch_lightning as pl
+
+    from flallm.data import FeatureDataModule, SignDataModule
+    from flallm.module import Stage1Module, Stage2Module
+    from flallm.train import extract_features
+
+    s1 = Stage1Module(cfg, tok)
+    dm = SignDataModule(splits, cfg["data"], tok, 4, 4)
+    kw = dict(fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    pl.Trainer(**kw).fit(s1, dm)
+    s2 = Stage2Module(cfg, tok)
+    s2.load_visual_from(s1)
+    feats = {k: extract_features(s2, splits[k][:4], cfg, k) for k in ("train", "dev")}
+    assert feats["train"][0]["feats"].shape[-1] == cfg["model"]["visual"]["temporal_dim"]
+    pl.Trainer(**kw).fit(s2, FeatureDataModule(feats, tok, 2, 2))
+
+
+def test_stage1_loss_drops_when_overfitting_one_batch(cfg, tok, splits):
+    from flallm.data import SignVideoDataset, VideoCollator
+    from flallm.module import Stage1Module
+
+    torch.manual_seed(0)
+    m = Stage1Module(cfg, tok)
+    ds = SignVideoDataset(splits["train"][:8], cfg["data"], train=False)
+    batch = VideoCollator(tok)([ds[i] for i in range(8)])
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(40):
+        opt.zero_grad()
+        loss = m.loss(batch)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0], losses
+
+
+def test_embedded_default_tiny_budget_and_save_load(finished_run, splits, tmp_path):
+    from flallm.data import VideoCollator, SignVideoDataset
+    from flallm.module import Stage2Module, load_module
+
+    out, result = finished_run
+    m = assert_run_contract(out)
+    assert m["metric"] == "dev_bleu4" and m["higher_is_better"]
+    for k in ("dev_after_stage1", "dev_after_stage2", "dev_stage2_only", "test_after_stage2"):
+        assert set(m[k]) == {"bleu1", "bleu2", "bleu3", "bleu4", "rouge_l"}
+    for f in ("stage1.ckpt", "last.ckpt"):
+        assert (out / "checkpoints" / f).is_file()
+    assert (out / "dev_translations.png").is_file() and (out / "curves.png").is_file()
+    # reload from the file alone and translate identically
+    ck = out / "checkpoints" / "last.ckpt"
+    a, b = load_module(ck), load_module(ck)
+    assert isinstance(a, Stage2Module)
+    ds = SignVideoDataset(splits["dev"][:3], a.config["data"], train=False)
+    batch = VideoCollator(a.tok)([ds[i] for i in range(3)])
+    assert a.translate_batch(batch) == b.translate_batch(batch)
+    sd_a, sd_b = a.state_dict(), b.state_dict()
+    assert all(torch.equal(sd_a[k], sd_b[k]) for k in sd_a)
+    s1 = load_module(out / "checkpoints" / "stage1.ckpt")
+    assert s1.stage == 1 and len(s1.translate_batch(batch)) == 3
+
+
+def _gif(path, frames):
+    Image.fromarray(frames[0]).save(path, save_all=True, append_images=[Image.fromarray(f) for f in frames[1:]], duration=40)
+    return path
+
+
+def test_translate_command(finished_run, splits, tmp_path, capsys):
+    from flallm.cli import main
+
+    out, _ = finished_run
+    g = _gif(tmp_path / "a.gif", splits["dev"][0]["frames"])
+    d = tmp_path / "frames"
+    d.mkdir()
+    for i, f in enumerate(splits["dev"][1]["frames"]):
+        Image.fromarray(f).save(d / f"{i:04d}.png")
+    rc = main(["translate", "--checkpoint", str(out / "checkpoints" / "last.ckpt"), str(g), str(d),
+               "--output", str(tmp_path / "t.json"), "--pictures", str(tmp_path / "pics")])
+    assert rc == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith(str(g) + "\t")
+    assert (tmp_path / "t.json").is_file() and len(list((tmp_path / "pics").glob("*.png"))) == 2
+
+
+def test_bad_inputs_exit_cleanly(finished_run, tmp_path, capsys):
+    from flallm.cli import main
+
+    out, _ = finished_run
+    ck = str(out / "checkpoints" / "last.ckpt")
+    g = _gif(tmp_path / "ok.gif", [np.zeros((32, 32, 3), np.uint8)] * 4)
+    (tmp_path / "bad.mp4").write_bytes(b"garbage")
+    torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
+    (tmp_path / "trunc.ckpt").write_bytes(open(ck, "rb").read()[:1000])
+    cases = [
+        (["translate", "--checkpoint", str(tmp_path / "missing.ckpt"), str(g)], "not found"),
+        (["translate", "--checkpoint", str(tmp_path / "foreign.ckpt"), str(g)], "not a flallm checkpoint"),
+        (["translate", "--checkpoint", str(tmp_path / "trunc.ckpt"), str(g)], "cannot load"),
+        (["translate", "--checkpoint", ck, str(g), str(tmp_path / "bad.mp4")], "bad.mp4: cannot read video"),
+        (["--output-dir", str(tmp_path / "r"), "--data.source", "phoenix14t", "--data.root", str(tmp_path / "none")], "not found"),
+        (["--output-dir", str(tmp_path / "r2"), "--stage1.nope", "1"], "unknown key"),
+    ]
+    for argv, msg in cases:
+        rc = main(argv)
+        err = capsys.readouterr().err
+        assert rc == 2 and msg in err and "Traceback" not in err, (argv, err)
+    # the wrong architecture: a stage-2 checkpoint whose weights do not fit its config
+    ckd = torch.load(ck, map_location="cpu", weights_only=False)
+    ckd["flallm"]["config"]["model"]["visual"]["temporal_dim"] = 7
+    torch.save(ckd, tmp_path / "arch.ckpt")
+    from flallm.module import load_module
+
+    with pytest.raises(InputError, match="does not match"):
+        load_module(tmp_path / "arch.ckpt")
+    assert not (tmp_path / "t.json").exists()
+
+
+def test_help():
+    from flallm.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["translate", "--help"])
+    assert e.value.code == 0
+    assert main(["--help"]) == 0
+    with pytest.raises(SystemExit) as e:
+        main(["trim", "--help"])
+    assert e.value.code == 0
+
+
+def test_resume_continues_stage2(finished_run, tiny_overrides, tmp_path):
+    """--resume after stage 1 finished: stage 1 is not redone, stage 2 continues from last.ckpt."""
+    import shutil
+
+    from flallm.train import train
+    from vislab.testing import make_run
+
+    src, _ = finished_run
+    out = tmp_path / "resumed"
+    shutil.copytree(src, out)
+    s1_before = (out / "checkpoints" / "stage1.ckpt").stat().st_mtime_ns
+    step0 = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"]
+    ov = tiny_overrides
+    ov["stage2"]["epochs"] = 2
+    ov["baseline_stage2_only"] = False
+    run = make_run("flallm", out, ov)
+    run.resume = True
+    train(run)
+    assert (out / "checkpoints" / "stage1.ckpt").stat().st_mtime_ns == s1_before
+    ck = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ck["flallm"]["stage"] == 2 and ck["epoch"] == 1 and ck["global_step"] == 2 * step0
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tmp_path):
+    out = tmp_path / "ddp"
+    r = run_module("flallm", ["--output-dir", str(out), "--trainer.strategy", "ddp", "--trainer.devices", "2",
+                              "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
+                              "--data.synthetic.n_train", "16", "--data.synthetic.n_dev", "8", "--data.synthetic.n_test", "8",
+                              "--stage1.epochs", "1", "--stage2.epochs", "1", "--stage1.batch_size", "4", "--stage2.batch_size", "4",
+                              "--baseline_stage2_only", "false", "--pictures.n_clips", "1"], timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert_run_contract(out)
