@@ -1,0 +1,74 @@
+"""``vislab toy pretrain clip|sd [--preset default|fast] [--steps N] [--out DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vislab toy", description="The toy world's pretrained models.")
+    sub = p.add_subparsers(dest="cmd")
+    pre = sub.add_parser(
+        "pretrain",
+        help="pretrain the toy CLIP or the toy Stable Diffusion",
+        description="Pretrain a toy model. Without --out the result goes to the cache "
+        "($VISLAB_CACHE or ~/.cache/vislab, reused when it exists); with --out it is written to DIR.",
+    )
+    pre.add_argument("model", choices=["clip", "sd"])
+    pre.add_argument("--preset", default="default", choices=["default", "fast"])
+    pre.add_argument("--steps", type=int, default=None, help="training steps (CLIP steps; SD: UNet steps)")
+    pre.add_argument("--vae-steps", type=int, default=None, help="SD only: VAE training steps")
+    pre.add_argument("--clip", type=Path, default=None, help="SD only: the text encoder's CLIP folder (default: the cached toy CLIP)")
+    pre.add_argument("--out", type=Path, default=None, help="output folder (default: the cache)")
+    return p
+
+
+def pretrain(args: argparse.Namespace) -> Path:
+    from vislab.toy import clip_preset, sd_preset, toy_clip, toy_sd
+
+    if args.model == "clip":
+        if args.vae_steps is not None or args.clip is not None:
+            from vislab.errors import ConfigError
+
+            raise ConfigError("--vae-steps and --clip apply to 'vislab toy pretrain sd' only")
+        if args.out is None:
+            return toy_clip(args.preset, steps=args.steps)
+        from vislab.toy.clip_model import pretrain_clip
+
+        pretrain_clip(clip_preset(args.preset, steps=args.steps), args.out)
+        return args.out
+    overrides = {"unet_steps": args.steps, "vae_steps": args.vae_steps}
+    if args.clip is not None:
+        from vislab.io import require_file
+
+        require_file(args.clip / "config.json", "CLIP folder's config.json")
+    if args.out is None:
+        return toy_sd(args.preset, clip=args.clip, **overrides)
+    from vislab.toy.sd_model import pretrain_sd
+
+    clip_dir = args.clip if args.clip is not None else (lambda: toy_clip(args.preset))
+    pretrain_sd(sd_preset(args.preset, **overrides), clip_dir, args.out)
+    return args.out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from vislab.errors import VislabError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.cmd is None:
+        p.print_help()
+        return 0
+    try:
+        out = pretrain(args)
+    except VislabError as e:
+        if os.environ.get("VISLAB_DEBUG"):
+            raise
+        print(f"vislab toy: error: {e}", file=sys.stderr)
+        return 2
+    print(out)
+    return 0
