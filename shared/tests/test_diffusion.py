@@ -80,6 +80,23 @@ def test_saved_folder_runs_in_diffusers_pipeline(saved):
     assert out.shape == (1, 3, 32, 32) and torch.isfinite(out).all()
 
 
+def test_load_sd_fp16_variant_folder(sd, saved, tmp_path):
+    """A folder whose weights exist only as ``*.fp16.safetensors`` loads, upcast to float32."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    half = tmp_path / "half"
+    shutil.copytree(saved, half)
+    for sub, name in [("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model"), ("text_encoder", "model")]:
+        f = half / sub / f"{name}.safetensors"
+        save_file({k: v.half() for k, v in load_file(f).items()}, half / sub / f"{name}.fp16.safetensors")
+        f.unlink()
+    again = load_sd(half)
+    assert again.dtype == torch.float32
+    torch.testing.assert_close(_unet_out(again), _unet_out(sd), atol=2e-2, rtol=2e-2)
+
+
 def test_load_sd_bad_input(saved, tmp_path):
     import shutil
 

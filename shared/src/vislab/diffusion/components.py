@@ -150,6 +150,7 @@ def _class_name(folder: Path, file: str) -> str | None:
 def load_sd(path: str | Path, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> SDComponents:
     """Load tokenizer, text encoder, VAE, UNet and scheduler from a local diffusers SD folder.
 
+    Weights come back in ``dtype`` (default float32, also for fp16-only folders) on ``device``.
     Raises :class:`InputError` naming the folder when it is missing, is not a diffusers Stable
     Diffusion folder (subfolders ``tokenizer text_encoder vae unet scheduler``), or cannot be read.
     Nothing is downloaded; single-file ``.ckpt``/``.safetensors`` checkpoints need converting first
@@ -167,11 +168,18 @@ def load_sd(path: str | Path, device: str | torch.device | None = None, dtype: t
     missing = [s for s in SUBFOLDERS if not (p / s).is_dir()]
     if missing:
         raise InputError(p, f"not a diffusers Stable Diffusion folder: missing subfolder(s) {', '.join(missing)}")
+    def _weights(cls, folder: Path):
+        # folders that hold only half-precision files (``*.fp16.safetensors``) need variant="fp16"
+        if not any(f.name.startswith(("model.", "diffusion_pytorch_model.")) and ".fp16." not in f.name for f in folder.iterdir()) \
+                and any(".fp16." in f.name for f in folder.iterdir()):
+            return cls.from_pretrained(folder, local_files_only=True, variant="fp16")
+        return cls.from_pretrained(folder, local_files_only=True)
+
     try:
         tokenizer = CLIPTokenizer.from_pretrained(p / "tokenizer", local_files_only=True)
-        text_encoder = CLIPTextModel.from_pretrained(p / "text_encoder", local_files_only=True)
-        vae = diffusers.AutoencoderKL.from_pretrained(p / "vae", local_files_only=True)
-        unet = diffusers.UNet2DConditionModel.from_pretrained(p / "unet", local_files_only=True)
+        text_encoder = _weights(CLIPTextModel, p / "text_encoder")
+        vae = _weights(diffusers.AutoencoderKL, p / "vae")
+        unet = _weights(diffusers.UNet2DConditionModel, p / "unet")
         sched_name = _class_name(p / "scheduler", "scheduler_config.json") or "DDPMScheduler"
         sched_cls = getattr(diffusers, sched_name, None) or diffusers.DDPMScheduler
         scheduler = sched_cls.from_pretrained(p / "scheduler", local_files_only=True)
@@ -179,8 +187,8 @@ def load_sd(path: str | Path, device: str | torch.device | None = None, dtype: t
         msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
         raise InputError(p, f"cannot load the Stable Diffusion components ({e.__class__.__name__}: {msg})") from None
     sd = SDComponents(tokenizer, text_encoder.eval(), vae.eval(), unet.eval(), scheduler)
-    if device is not None or dtype is not None:
-        sd.to(device, dtype)
+    # fp32 unless asked otherwise (half-precision files are upcast; vislab.runtime's autocast handles speed)
+    sd.to(device, dtype or torch.float32)
     return sd
 
 
