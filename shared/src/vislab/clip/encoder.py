@@ -396,7 +396,15 @@ def _load_open_clip(name: str, checkpoint: str | Path, **kwargs: Any) -> ClipEnc
     if name not in open_clip.list_models():
         raise VislabError(f"{name!r} is not an open_clip architecture (e.g. ViT-B-16, ViT-B-32, ViT-L-14, RN50); "
                           f"for a Hugging Face CLIP give its folder instead")
-    model = open_clip.create_model(name, pretrained=None, **kwargs)
+    try:
+        model = open_clip.create_model(name, pretrained=None, **kwargs)
+    except Exception as e:  # noqa: BLE001 - e.g. a Hugging Face text tower that needs the hub
+        raise VislabError(f"cannot build the open_clip architecture {name!r} offline ({e.__class__.__name__}: "
+                          f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
+    emb = getattr(model, "token_embedding", None) or getattr(getattr(model, "text", None), "token_embedding", None)
+    if not isinstance(emb, nn.Embedding) or emb.num_embeddings != VOCAB_SIZE:
+        raise VislabError(f"open_clip architecture {name!r} does not use CLIP's BPE text tower (49,408 tokens); "
+                          f"vislab.clip supports CLIP-style open_clip models only")
     sd = _read_state_dict(ckpt)
     own = model.state_dict()
     bad = [k for k, v in sd.items() if k in own and own[k].shape != v.shape]
