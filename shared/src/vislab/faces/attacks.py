@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from vislab.faces.domains import DOMAINS, Domain, rescale
-from vislab.faces.render import FaceInfo, band_noise
+from vislab.faces.render import HAIR_COLOURS, FaceInfo, band_noise
 
 LABEL_NAMES = ("live", "physical", "adversarial", "digital")
 LIVE, PHYSICAL_LABEL, ADVERSARIAL_LABEL, DIGITAL_LABEL = 0, 1, 2, 3
@@ -183,7 +183,7 @@ def mask3d_attack(img, rng, info, domain, donor):
     for ex, ey in info.eyes:
         holes = np.maximum(holes, _ellipse_mask(size, (ex, ey), (eye_r * 1.1, eye_r * 0.6)))
     inside = face * (1 - holes)
-    smooth = cv2.bilateralFilter(img, -1, 0.15, 3 * s)
+    smooth = cv2.bilateralFilter(img, 5, 0.15, 3 * s)
     smooth = cv2.GaussianBlur(smooth, (0, 0), 1.2 * s)
     mean = (smooth * inside[..., None]).sum((0, 1)) / (inside.sum() + 1e-6)
     mat = mean + (smooth - mean) * rng.uniform(0.55, 0.8)
@@ -323,7 +323,7 @@ def gan_attack(img, rng, info, domain, donor):
     checkerboard (period 2 px) and periodic spectral peaks (period 4 or 8 px)."""
     s = _scale(img)
     size = img.shape[0]
-    x = cv2.bilateralFilter(img, -1, 0.1, 2 * s)
+    x = cv2.bilateralFilter(img, 5, 0.1, 2 * s)
     small = cv2.resize(x, (size // 2, size // 2), interpolation=cv2.INTER_AREA)
     x = cv2.resize(small, (size, size), interpolation=cv2.INTER_NEAREST)
     x = cv2.GaussianBlur(x, (0, 0), 0.4)
@@ -364,8 +364,9 @@ def attribute_attack(img, rng, info, domain, donor):
         px, py = _pix(size)
         top = np.clip((info.center[1] - 0.55 * info.axes[1] - py) / (2 * s), 0, 1) * (1 - face)
         top = cv2.GaussianBlur(top, (0, 0), 1.5 * s)
-        new = np.array(rng.uniform(0.1, 0.9, 3), np.float32)
-        x = x * (1 - 0.5 * top[..., None]) + (x.mean(-1, keepdims=True) * new * 1.6) * 0.5 * top[..., None]
+        new = HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))] * rng.uniform(0.9, 1.3)  # dye: another natural colour
+        lum = x.mean(-1, keepdims=True) / (x.mean() + 1e-6)
+        x = x * (1 - 0.6 * top[..., None]) + np.clip(lum * new, 0, 1) * 0.6 * top[..., None]
         region = np.maximum(region, top)
     else:  # skin tone shift inside the face
         shift = rng.uniform(-0.08, 0.08, 3).astype(np.float32)

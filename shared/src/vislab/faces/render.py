@@ -188,11 +188,28 @@ def _blend(img, colour, alpha):
     return img
 
 
+def smooth_noise(rng: np.random.Generator, size: int, sigma: float) -> np.ndarray:
+    """Low-pass noise with correlation length ~``sigma`` px, unit std: small noise up-sampled (cheap for large sigma)."""
+    if sigma <= 3:
+        n = cv2.GaussianBlur(rng.standard_normal((size, size)).astype(np.float32), (0, 0), sigma)
+    else:
+        k = max(2, int(round(size / (1.5 * sigma))))
+        n = cv2.resize(rng.standard_normal((k, k)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    n = n - n.mean()
+    return n / (n.std() + 1e-6)
+
+
 def band_noise(rng: np.random.Generator, size: int, sigma_lo: float, sigma_hi: float) -> np.ndarray:
-    """Band-pass white noise (difference of Gaussians), unit std, float32 (H, W)."""
+    """Band-pass white noise (difference of Gaussians), unit std, float32 (H, W); ``sigma_hi=0``: low-pass only."""
+    if sigma_hi <= 0:
+        return smooth_noise(rng, size, sigma_lo)
     n = rng.standard_normal((size, size)).astype(np.float32)
     lo = cv2.GaussianBlur(n, (0, 0), sigma_lo)
-    hi = cv2.GaussianBlur(n, (0, 0), sigma_hi) if sigma_hi > 0 else 0
+    if sigma_hi > 3:
+        k = max(3, int(size / (2 * sigma_hi)))
+        hi = cv2.resize(cv2.resize(lo, (k, k), interpolation=cv2.INTER_AREA), (size, size), interpolation=cv2.INTER_LINEAR)
+    else:
+        hi = cv2.GaussianBlur(n, (0, 0), sigma_hi)
     out = lo - hi
     return out / (out.std() + 1e-6)
 
@@ -234,55 +251,70 @@ def render_procedural(ident: Identity, pose: Pose, size: int, background: np.nda
     skin = ident.skin[None, None, :] * (shade * (1 + ident.texture_amp * tex))[..., None]
     fa = face[..., None]
     img = img * (1 - fa) + skin * fa
-    # cheeks
-    for s in (-1, 1):
-        blush = 0.12 * _gauss(u, v, fx + s * a * 0.55, fy + 0.18, 0.1, 0.07) * face
-        _blend(img, np.array([0.85, 0.35, 0.35], np.float32), blush)
+    def win(x0, y0, rx, ry):
+        """Pixel window around (x0, y0) +- (rx, ry) in normalised coordinates (features are local)."""
+        r0 = max(0, int((y0 - ry + 1) * 0.5 * size) - 1)
+        r1 = min(size, int((y0 + ry + 1) * 0.5 * size) + 2)
+        c0 = max(0, int((x0 - rx + 1) * 0.5 * size) - 1)
+        c1 = min(size, int((x0 + rx + 1) * 0.5 * size) + 2)
+        w = (slice(r0, max(r0, r1)), slice(c0, max(c0, c1)))
+        return w, u[w], v[w]
 
-    # eyes
+    # cheeks
+    for sd in (-1, 1):
+        w, U, V = win(fx + sd * a * 0.55, fy + 0.18, 0.3, 0.21)
+        blush = 0.12 * _gauss(U, V, fx + sd * a * 0.55, fy + 0.18, 0.1, 0.07) * face[w]
+        _blend(img[w], np.array([0.85, 0.35, 0.35], np.float32), blush)
+
+    # eyes and brows
     ey = fy + ident.eye_y
-    for s in (-1, 1):
-        ex = fx + s * ident.eye_sep
-        eh = ident.eye_h * pose.blink
-        white, _ = _ellipse_alpha(u, v, ex, ey, ident.eye_w, max(eh, 0.004), px)
-        _blend(img, np.array([0.93, 0.92, 0.9], np.float32) * (0.6 + 0.4 * shade[..., None]), white)
-        iris, _ = _ellipse_alpha(u, v, ex + pose.yaw * 0.03, ey, ident.eye_h * 0.95, ident.eye_h * 0.95, px)
-        _blend(img, ident.eye, iris * white)
-        pupil, _ = _ellipse_alpha(u, v, ex + pose.yaw * 0.03, ey, ident.eye_h * 0.4, ident.eye_h * 0.4, px)
-        _blend(img, np.zeros(3, np.float32), pupil * white)
-        lid = np.clip(0.5 - (np.abs(((u - ex) / ident.eye_w) ** 2 + ((v - ey) / max(eh, 0.004)) ** 2 - 1) * 0.02) / px, 0, 1)
-        lid *= (v < ey).astype(np.float32)
-        _blend(img, ident.skin * 0.35, lid * 0.8)
-        # brow
+    eh = max(ident.eye_h * pose.blink, 0.004)
+    for sd in (-1, 1):
+        ex = fx + sd * ident.eye_sep
+        w, U, V = win(ex, ey, ident.eye_w + 2 * px, ident.eye_h + 2 * px)
+        I, S = img[w], shade[w]
+        white, _ = _ellipse_alpha(U, V, ex, ey, ident.eye_w, eh, px)
+        _blend(I, np.array([0.93, 0.92, 0.9], np.float32) * (0.6 + 0.4 * S[..., None]), white)
+        iris, _ = _ellipse_alpha(U, V, ex + pose.yaw * 0.03, ey, ident.eye_h * 0.95, ident.eye_h * 0.95, px)
+        _blend(I, ident.eye, iris * white)
+        pupil, _ = _ellipse_alpha(U, V, ex + pose.yaw * 0.03, ey, ident.eye_h * 0.4, ident.eye_h * 0.4, px)
+        _blend(I, np.zeros(3, np.float32), pupil * white)
+        lid = np.clip(0.5 - (np.abs(((U - ex) / ident.eye_w) ** 2 + ((V - ey) / eh) ** 2 - 1) * 0.02) / px, 0, 1)
+        lid *= (V < ey).astype(np.float32)
+        _blend(I, ident.skin * 0.35, lid * 0.8)
         by = ey - ident.brow_gap - pose.brow_raise
-        bx = ex + s * 0.01
-        brow = np.clip(0.5 - (np.abs(v - (by + 0.6 * ((u - bx) / (ident.eye_w * 1.5)) ** 2 * 0.04)) - ident.brow_thick) / px, 0, 1)
-        brow *= np.clip(0.5 - (np.abs(u - bx) - ident.eye_w * 1.3) / px, 0, 1)
-        _blend(img, ident.hair * 0.9, brow * face)
+        bx = ex + sd * 0.01
+        w, U, V = win(bx, by + 0.02, ident.eye_w * 1.3 + 2 * px, ident.brow_thick + 0.05)
+        brow = np.clip(0.5 - (np.abs(V - (by + 0.6 * ((U - bx) / (ident.eye_w * 1.5)) ** 2 * 0.04)) - ident.brow_thick) / px, 0, 1)
+        brow *= np.clip(0.5 - (np.abs(U - bx) - ident.eye_w * 1.3) / px, 0, 1)
+        _blend(img[w], ident.hair * 0.9, brow * face[w])
 
     # nose: shadow on the side away from the light, nostrils, bridge highlight
     ny = fy + ident.nose_len * 0.5
-    shadow = 0.35 * _gauss(u, v, fx - 0.035 * np.sign(lx + 1e-6), fy + ident.nose_len * 0.3, 0.018, ident.nose_len * 0.4)
-    _blend(img, ident.skin * 0.45, shadow * face)
-    for s in (-1, 1):
-        nost = 0.7 * _gauss(u, v, fx + s * 0.035, ny + 0.02, 0.014, 0.009)
-        _blend(img, ident.skin * 0.25, nost)
-    hl = 0.25 * _gauss(u, v, fx + 0.01 * lx, fy + ident.nose_len * 0.2, 0.012, ident.nose_len * 0.3)
-    _blend(img, np.ones(3, np.float32), hl * face)
+    sx, sy = fx - 0.035 * np.sign(lx + 1e-6), fy + ident.nose_len * 0.3
+    w, U, V = win(sx, sy, 0.06, ident.nose_len * 1.2)
+    _blend(img[w], ident.skin * 0.45, 0.35 * _gauss(U, V, sx, sy, 0.018, ident.nose_len * 0.4) * face[w])
+    for sd in (-1, 1):
+        w, U, V = win(fx + sd * 0.035, ny + 0.02, 0.045, 0.03)
+        _blend(img[w], ident.skin * 0.25, 0.7 * _gauss(U, V, fx + sd * 0.035, ny + 0.02, 0.014, 0.009))
+    hx, hy = fx + 0.01 * lx, fy + ident.nose_len * 0.2
+    w, U, V = win(hx, hy, 0.04, ident.nose_len * 0.9)
+    _blend(img[w], np.ones(3, np.float32), 0.25 * _gauss(U, V, hx, hy, 0.012, ident.nose_len * 0.3) * face[w])
 
     # mouth: lips between two parabolas, open mouth dark inside
     my = fy + ident.mouth_y
-    t = (u - fx) / ident.mouth_w
+    w, U, V = win(fx, my, ident.mouth_w + 2 * px, 0.09)
+    t = (U - fx) / ident.mouth_w
     curve = -pose.smile * 0.035 * (t * t)
     op = pose.mouth_open * 0.035
-    inside_w = np.clip(0.5 - (np.abs(u - fx) - ident.mouth_w) / px, 0, 1)
+    inside_w = np.clip(0.5 - (np.abs(U - fx) - ident.mouth_w) / px, 0, 1)
     upper = my + curve - 0.016 - op * 0.5
     lower = my + curve + 0.02 + op * 0.5 + 0.01 * (1 - t * t)
-    lips = np.clip((v - upper) / px + 0.5, 0, 1) * np.clip((lower - v) / px + 0.5, 0, 1) * inside_w
-    _blend(img, ident.lip * (0.7 + 0.3 * shade[..., None]), lips)
+    lips = np.clip((V - upper) / px + 0.5, 0, 1) * np.clip((lower - V) / px + 0.5, 0, 1) * inside_w
+    _blend(img[w], ident.lip * (0.7 + 0.3 * shade[w][..., None]), lips)
     if op > 0:
-        gap = np.clip(0.5 - (np.abs(v - (my + curve)) - op * 0.5) / px, 0, 1) * np.clip(0.5 - (np.abs(u - fx) - ident.mouth_w * 0.8) / px, 0, 1)
-        _blend(img, np.array([0.2, 0.05, 0.05], np.float32), gap)
+        gap = np.clip(0.5 - (np.abs(V - (my + curve)) - op * 0.5) / px, 0, 1) * np.clip(0.5 - (np.abs(U - fx) - ident.mouth_w * 0.8) / px, 0, 1)
+        _blend(img[w], np.array([0.2, 0.05, 0.05], np.float32), gap)
 
     # hair cap above the hairline, with strands
     cap, _ = _ellipse_alpha(u, v, cx, cy - 0.03, a * 1.1, b * 1.08, px)
