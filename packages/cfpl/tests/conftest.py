@@ -34,5 +34,8 @@ def trained_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("cfpl_run")
     run = make_run("cfpl", out, SMALL)
+    from vislab.config import dump_yaml
+
+    (out / "config.yaml").write_text(dump_yaml(run.config))
     metrics = train(run)
     return out, metrics

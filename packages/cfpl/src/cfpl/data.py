@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -71,13 +72,20 @@ class Frames(Dataset):
             "video": str(it.get("video", it.get("path", f"{self.name}:{i}"))),
         }
 
-    def meta(self, i: int) -> tuple[int, str]:
-        """(live, domain) of item i without decoding the image when the base dataset allows it."""
+    def labels_and_domains(self) -> tuple[list[int], list[str]]:
+        """(live, domain) of every item, without decoding images where the base dataset allows it."""
         base = self.base
-        if hasattr(base, "live") and hasattr(base, "domain_names"):  # ToyFaces / FrameList: no decoding
-            return int(base.live[i]), str(base.domain_names[i])
-        it = base[i]
-        return int(it["live"]), str(it.get("domain", ""))
+        if hasattr(base, "live"):
+            live = [int(v) for v in np.asarray(base.live)]
+            if hasattr(base, "domain_names"):
+                doms = [str(d) for d in base.domain_names]
+            elif hasattr(base, "entries") and hasattr(base, "items"):  # vislab.faces.readers.FaceFrames
+                doms = [str(base.entries[v].domain) for v, _ in base.items]
+            else:
+                doms = [""] * len(live)
+            return live, doms
+        items = [base[i] for i in range(len(base))]
+        return [int(it["live"]) for it in items], [str(it.get("domain", "")) for it in items]
 
 
 class BalancedSampler(Sampler[int]):
@@ -142,9 +150,7 @@ class FASDataModule(pl.LightningDataModule):
         self.val_set = Frames(val, image_size, name="val")
         self.test_set = Frames(test, image_size, name="test") if test is not None else self.val_set
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
-        metas = [self.train_set.meta(i) for i in range(len(self.train_set))]
-        self.train_live = [m[0] for m in metas]
-        self.train_domains = [m[1] for m in metas]
+        self.train_live, self.train_domains = self.train_set.labels_and_domains()
         n = steps_per_epoch * batch_size if steps_per_epoch else len(self.train_set)
         self.sampler = BalancedSampler(self.train_live, self.train_domains, max(n, batch_size), seed)
 

@@ -6,10 +6,9 @@ Real layouts (frames already face-cropped and aligned):
   layout ``flip`` (A): ``<root>/<dataset>/{train,test}/{real,fake}/*.png``; optional lists
       ``<root>/<dataset>/<dataset>_{real,fake}_{train,test}.txt`` (one relative path per line) take
       precedence over the folder listing. Frames ``<video>_frame<k>.png`` share the video ``<video>``.
-  layout ``lab`` (B): ``<root>/<DATASET>/<video_dir>/<frames>`` with
-      ``<root>/<DATASET>/dg_protocol/<DATASET>_video_{train,dev,test}.txt`` lines ``relative/video/dir label``
-      (label 0 live, 1 attack); training uses 1 random frame per video per epoch, testing 2 frames
-      (first and last) averaged.
+  layout ``lab`` (B, the authors' CASIA-FAS-Benchmark): ``<root>/<DATASET>/<video_dir>/<frames>`` with
+      ``<root>/dg_protocol/<DATASET>_video_{train,dev,test}.txt`` lines ``relative/video/dir label``
+      (label 0 live, 1 attack), read by :func:`vislab.faces.readers.mcio_dataset`; 2 frames per video.
 Sources use their ``train`` split, the target its ``test`` split.
 """
 
@@ -20,6 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -54,7 +54,7 @@ class FrameList(Dataset):
             for paths, live, dom, vid in records:
                 pick = [paths[0], paths[-1]] if len(paths) > 1 else paths[:1]
                 self.items.extend(([p], live, dom, vid) for p in pick)
-        self.live = [int(r[1]) for r in self.items]
+        self.live = np.array([int(r[1]) for r in self.items])
         self.domain_names = [r[2] for r in self.items]
 
     def __len__(self) -> int:
@@ -95,27 +95,6 @@ def flip_records(root: Path, dataset: str, split: str) -> list[tuple[list[Path],
     return [(sorted(ps), live, dataset, key) for key, (ps, live) in videos.items()]
 
 
-def lab_records(root: Path, dataset: str, split: str) -> list[tuple[list[Path], int, str, str]]:
-    """Layout B records: ``dg_protocol/<DATASET>_video_<split>.txt`` lines ``video_dir label``."""
-    base = root / dataset
-    lst = base / "dg_protocol" / f"{dataset}_video_{split}.txt"
-    if not lst.is_file():
-        raise InputError(lst, "protocol list not found (layout 'lab' expects <root>/<DATASET>/dg_protocol/<DATASET>_video_<split>.txt)")
-    recs = []
-    for n, line in enumerate(lst.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) < 2 or parts[-1] not in ("0", "1"):
-            raise InputError(lst, f"line {n}: expected 'relative/video/dir label' with label 0 (live) or 1 (attack)")
-        vdir = base / parts[0]
-        frames = _frames_in(vdir)
-        if not frames:
-            raise InputError(vdir, "video folder has no frames")
-        recs.append((frames, 1 - int(parts[-1]), dataset, f"{dataset}/{parts[0]}"))
-    return recs
-
-
 def build_datasets(d: dict[str, Any], seed: int = 0) -> dict[str, Any]:
     """Train (sources) and test (target) datasets for ``d['protocol']`` from ``d['source']``."""
     sources, target = parse_protocol(str(d["protocol"]))
@@ -139,9 +118,18 @@ def build_datasets(d: dict[str, Any], seed: int = 0) -> dict[str, Any]:
         root = Path(str(d["root"])).expanduser()
         if not root.is_dir():
             raise InputError(root, "dataset root not found")
-        fn = flip_records if kind == "flip" else lab_records
-        tr = [r for s in sources for r in fn(root, s, "train")]
-        te = fn(root, target, "test")
+        if kind == "lab":
+            from vislab.faces.readers import mcio_dataset
+
+            size = int(d.get("image_size") or 224)
+            train = mcio_dataset(root, str(d["protocol"]), "train", frames=int(d.get("frames", 2)), size=size)
+            test = mcio_dataset(root, str(d["protocol"]), "test", frames=2, size=size)
+            for name, ds in (("train", train), ("test", test)):
+                if len(ds) == 0:
+                    raise InputError(root, f"empty dataset: no {name} frames for protocol {d['protocol']} ({'; '.join(ds.errors[:3])})")
+            return {"train": train, "test": test, "sources": sources, "target": target}
+        tr = [r for s in sources for r in flip_records(root, s, "train")]
+        te = flip_records(root, target, "test")
         return {"train": FrameList(tr, True, f"{root} sources {sources}"), "test": FrameList(te, False, f"{root}/{target}"),
                 "sources": sources, "target": target}
     raise ConfigError(f"data.source must be toy, flip or lab, not {kind!r}")

@@ -99,7 +99,9 @@ class CFPLModule(pl.LightningModule):
             groups.append({"params": enc, "lr": float(o.get("encoder_lr", 1e-6))})
         opt = torch.optim.Adam(groups, weight_decay=float(o.get("weight_decay", 0.05)))
         total = self._total_steps()
-        warm = int(o.get("warmup_steps", 0))
+        warm = int(o.get("warmup_steps", 0) or 0)
+        if o.get("warmup_epochs"):
+            warm = int(float(o["warmup_epochs"]) * self._steps_per_epoch())
         min_ratio = float(o.get("min_lr", 1e-6)) / max(float(o.get("lr", 1e-4)), 1e-12)
 
         def factor(step: int) -> float:
@@ -111,6 +113,13 @@ class CFPLModule(pl.LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def _steps_per_epoch(self) -> int:
+        tr = self.trainer
+        try:
+            return max(1, int(tr.estimated_stepping_batches) // max(1, int(tr.max_epochs or 1)))
+        except Exception:  # noqa: BLE001
+            return 1
 
     def _total_steps(self) -> int:
         tr = self.trainer
