@@ -181,3 +181,12 @@ def test_cli_bad_arguments(tmp_path, capsys):
 
     assert main(["--out", str(tmp_path / "o"), "--identities", "1"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_mcio_paths_relative_to_the_dataset_folder(tmp_path):
+    _frames(tmp_path / "MSU" / "real" / "v1")
+    _frames(tmp_path / "MSU" / "attack" / "v2")
+    (tmp_path / "dg_protocol").mkdir()
+    (tmp_path / "dg_protocol" / "MSU_video_test.txt").write_text("real/v1 0\nattack/v2 1\n")
+    ds = RD.mcio_dataset(tmp_path, "O-C-I@M", "test", frames=2, size=8)
+    assert len(ds) == 4 and ds.live.tolist() == [1, 1, 0, 0] and ds[0]["domain"] == "M"

@@ -25,7 +25,7 @@ import numpy as np
 from vislab.faces import attacks as A
 from vislab.faces.domains import DOMAINS, MCIO
 from vislab.faces.protocols import uniattack_attacks
-from vislab.faces.toy import SPLITS, ToyFaces, split_identities
+from vislab.faces.toy import SPLITS, FaceRecord, ToyFaces, render_sample, split_identities
 
 
 def _save_png(path: Path, img: np.ndarray) -> None:
@@ -36,7 +36,8 @@ def _save_png(path: Path, img: np.ndarray) -> None:
 
 
 def grid_image(size: int = 64, seed: int = 0, domains: Sequence[str] = (*MCIO, "U"), identity: int = 0) -> np.ndarray:
-    """uint8 grid: rows = domains, columns = live + every attack, one identity, labelled."""
+    """uint8 grid: rows = domains, columns = live + every attack; one person (identity ``identity`` of the
+    first domain) everywhere, labelled."""
     from PIL import Image, ImageDraw
 
     cols = ["live", *A.ALL_ATTACKS]
@@ -46,10 +47,10 @@ def grid_image(size: int = 64, seed: int = 0, domains: Sequence[str] = (*MCIO, "
     canvas = Image.new("RGB", (W, H), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     for r, d in enumerate(domains):
-        ds = ToyFaces(domains=[d], attacks=A.ALL_ATTACKS, identities=[identity], frames=1, size=size, seed=seed, balance_live=False, with_depth=False)
         for c, name in enumerate(cols):
-            i = next(k for k, rec in enumerate(ds.records) if rec.attack == name)
-            canvas.paste(Image.fromarray(ds.render(i)[0]), (pad + c * (size + 2), pad + r * (size + 2)))
+            img, _ = render_sample(FaceRecord(d, identity, name, 0, 0), size=size, seed=seed, identity_domain=domains[0])
+            u8 = np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
+            canvas.paste(Image.fromarray(u8), (pad + c * (size + 2), pad + r * (size + 2)))
         draw.text((1, pad + r * (size + 2) + size // 2 - 5), d, fill=(0, 0, 0))
     for c, name in enumerate(cols):
         draw.text((pad + c * (size + 2) + 1, 1), name[:9], fill=(0, 0, 0))

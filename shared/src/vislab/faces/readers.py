@@ -194,11 +194,12 @@ def parse_list_file(
     domain: str = "",
     errors: list[str] | None = None,
     label: int | None = None,
+    extra_bases: Sequence[str | Path] = (),
 ) -> tuple[list[VideoEntry], list[str], int]:
     """Parse one protocol list: ``(entries, errors, number of non-empty lines)``.
 
-    Paths are resolved against ``root`` (default: the list's folder), then ``root``'s parent, then the
-    list's folder. A list of bare paths needs ``label`` (0 live, 1 attack) for all its lines.
+    Paths are resolved against ``root`` (default: the list's folder), then ``root``'s parent, the
+    list's folder and ``extra_bases``. A list of bare paths needs ``label`` (0 live, 1 attack) for all its lines.
     """
     if label_format not in LABEL_FORMATS:
         raise ValueError(f"unknown label format {label_format!r}; known: {', '.join(LABEL_FORMATS)}")
@@ -211,7 +212,7 @@ def parse_list_file(
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(lf, f"cannot read protocol list ({e.__class__.__name__})") from None
     base = Path(root).expanduser() if root is not None else lf.parent
-    bases = [base, base.parent, lf.parent]
+    bases = [base, base.parent, lf.parent, *(Path(b) for b in extra_bases)]
     entries: list[VideoEntry] = []
     n_lines = 0
     for n, line in enumerate(text.splitlines(), 1):
@@ -527,9 +528,7 @@ def mcio_dataset(root: str | Path, protocol: str, split: str, **kwargs) -> FaceF
         if not lf.is_file():
             errors.append(f"{lf}: protocol list not found")
             continue
-        e, _, k = parse_list_file(lf, r, "binary", short, errors)
-        for x in e:  # paths may also be relative to <root>/<DATASET>
-            x.domain = short
+        e, _, k = parse_list_file(lf, r, "binary", short, errors, extra_bases=[r / ds])  # or relative to <root>/<DATASET>
         entries += e
         n += k
     return FaceFrames(entries, errors=errors, n_lines=n, name=f"{r} {protocol} {split}", **kwargs)

@@ -100,10 +100,16 @@ def make_identity(seed: int, domain: str, k: int, real_fraction: float = 0.25) -
     return R.random_identity(rng, key=f"{domain}/{k}", source=src)
 
 
-def render_sample(rec: FaceRecord, size: int = 64, seed: int = 0, real_fraction: float = 0.25, n_identities: int = 12) -> tuple[np.ndarray, np.ndarray]:
-    """Render one item: ``(image (H,W,3) float32 in [0,1], depth (H,W) float32)``."""
+def render_sample(
+    rec: FaceRecord, size: int = 64, seed: int = 0, real_fraction: float = 0.25, n_identities: int = 12, identity_domain: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Render one item: ``(image (H,W,3) float32 in [0,1], depth (H,W) float32)``.
+
+    ``identity_domain`` draws the person from another domain's identities (the grid shows one person
+    in every domain); by default each domain has its own people, as separate datasets do.
+    """
     dom = D.get_domain(rec.domain)
-    ident = make_identity(seed, rec.domain, rec.identity, real_fraction)
+    ident = make_identity(seed, identity_domain or rec.domain, rec.identity, real_fraction)
     vkey = (seed, rec.domain, rec.identity, rec.attack, rec.video_index)
     prng = _rng(*vkey, "pose")
     base = R.random_pose(prng, dom.light_x)
