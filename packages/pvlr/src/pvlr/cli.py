@@ -1,15 +1,23 @@
-"""Command line of pvlr: ``pvlr`` / ``python -m pvlr`` / ``train pvlr``."""
+"""Command line of pvlr: ``pvlr`` / ``python -m pvlr`` / ``train pvlr`` and ``pvlr predict``."""
 
 from __future__ import annotations
 
-from vislab.errors import VislabError
 from vislab.run import Run, method_main
 
 
-def _train(run: Run) -> None:
-    raise VislabError("pvlr: training is not implemented yet")
+def _train(run: Run):
+    from pvlr.train import train
+
+    return train(run)
+
+
+def _predict(argv: list[str]) -> int:
+    from pvlr.predict import predict_main
+
+    return predict_main(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the embedded default, or a real run from --config / overrides."""
-    return method_main("pvlr", _train, argv)
+    """Train PVLR (the embedded default with no arguments), or ``pvlr predict``."""
+    return method_main("pvlr", _train, argv, commands={"predict": _predict},
+                       description="PVLR: prompt-driven visual-linguistic representation learning for multi-label recognition.")

@@ -18,12 +18,14 @@ from vislab import config as cfgmod
 
 
 def make_run(package: str, out: Path, overrides: dict[str, Any] | None = None, preset: str = "default") -> Run:
-    """A :class:`Run` of ``package``'s preset with ``overrides`` merged in, writing to ``out``."""
+    """A :class:`Run` of ``package``'s preset with ``overrides`` merged in, writing to ``out`` (config.yaml included,
+    as ``start_run`` does)."""
     cfg = load_preset(package, preset)
     if overrides:
         cfgmod.check_keys(cfg, overrides, "test overrides")
         cfg = cfgmod.deep_merge(cfg, overrides)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(cfgmod.dump_yaml(cfg))
     return Run(package=package, out=out, config=cfg)
 
 

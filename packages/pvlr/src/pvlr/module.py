@@ -1,0 +1,102 @@
+"""The PVLR LightningModule: ASL training, AdamW with a x0.1 backbone group, OneCycle, mAP validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from pvlr.losses import asymmetric_loss
+from pvlr.metrics import mean_average_precision, prf_metrics
+from pvlr.model import PVLR, PVLRConfig
+
+
+def build_clip(spec: dict[str, Any]):
+    """The frozen CLIP from the config's ``clip`` section: ``source`` toy | tiny | a local path."""
+    source = str(spec.get("source", "toy"))
+    if source == "toy":
+        from vislab.clip import load_clip
+        from vislab.toy import toy_clip
+
+        return load_clip(toy_clip(spec.get("toy_preset", "default")))
+    if source == "tiny":
+        from vislab.clip import tiny_clip
+
+        return tiny_clip(**spec.get("tiny", {}))
+    from vislab.clip import load_clip
+
+    return load_clip(source, spec.get("checkpoint"))
+
+
+class PVLRModule(pl.LightningModule):
+    """Trains :class:`PVLR`; logs ``val/mAP`` (and CF1/OF1) each validation epoch."""
+
+    def __init__(self, classnames: list[str], model: dict[str, Any], clip: dict[str, Any], optim: dict[str, Any],
+                 loss: dict[str, Any]):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = PVLR(build_clip(clip), classnames, PVLRConfig(**model))
+        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        images, targets = batch
+        loss = asymmetric_loss(self(images), targets, **self.hparams.loss)
+        self.log("train/loss", loss, prog_bar=True, batch_size=images.shape[0])
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        images, targets = batch
+        self._val.append((torch.sigmoid(self(images)).float().cpu(), targets.cpu()))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        scores = torch.cat([s for s, _ in self._val])
+        targets = torch.cat([t for _, t in self._val])
+        self._val.clear()
+        if self.trainer.world_size > 1:
+            scores = self.all_gather(scores).flatten(0, 1).cpu()
+            targets = self.all_gather(targets).flatten(0, 1).cpu()
+        prf = prf_metrics(scores, targets)
+        self.log("val/mAP", mean_average_precision(scores, targets), prog_bar=True, sync_dist=False)
+        self.log("val/CF1", prf["CF1"])
+        self.log("val/OF1", prf["OF1"])
+
+    test_step = validation_step
+    on_test_epoch_end = on_validation_epoch_end
+
+    def configure_optimizers(self):
+        o = self.hparams.optim
+        groups = self.model.trainable_groups()
+        params = [
+            {"params": groups["decay"], "lr": o["lr"], "weight_decay": o["weight_decay"]},
+            {"params": groups["no_decay"], "lr": o["lr"], "weight_decay": 0.0},
+        ]
+        if groups["backbone"]:
+            params.append({"params": groups["backbone"], "lr": o["lr"] * o["backbone_lr_mult"], "weight_decay": o["weight_decay"]})
+        opt = torch.optim.AdamW([g for g in params if g["params"]])
+        total = int(self.trainer.estimated_stepping_batches)
+        if o.get("schedule", "onecycle") != "onecycle" or total < 2:
+            return opt
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total,
+                                                    pct_start=o["pct_start"])
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader) -> dict[str, float]:
+    """mAP and the threshold/top-3 metrics of ``model`` on ``loader`` (eval mode, CPU or model's device)."""
+    was = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    scores, targets = [], []
+    for images, t in loader:
+        scores.append(torch.sigmoid(model(images.to(dev))).float().cpu())
+        targets.append(t)
+    model.train(was)
+    s, t = torch.cat(scores), torch.cat(targets)
+    return {"mAP": mean_average_precision(s, t), **prf_metrics(s, t)}
