@@ -209,3 +209,39 @@ def test_sampler_untrained_gives_template_and_cfg_runs():
     a = m.sample(torch.randn(1, 8000), None, [15], torch.eye(2)[:1], steps=5, guidance=0.0, generator=torch.Generator().manual_seed(0))
     b = m.sample(torch.randn(1, 8000), None, [15], torch.eye(2)[:1], steps=5, guidance=2.0, generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(b).all() and not torch.allclose(a, b)
+
+
+def test_official_checkpoint_conversion(tmp_path):
+    from diffspeaker.cli import main
+    from diffspeaker.module import DiffSpeakerModule, from_official_checkpoint, load_checkpoint
+
+    torch.manual_seed(0)
+    cfg = {"n_feats": 30, "dim": 16, "ff": 32, "heads": 4, "layers": 1, "period": 30, "n_styles": 8, "time_sin_dim": 768}
+    mine = DiffSpeakerModule(cfg, tiny_audio_config(), sampling={"ddim_variant": "official"})
+    torch.nn.init.normal_(mine.model.denoiser.motion_decoder.weight)
+    inverse = {".cross_attn.": ".multihead_attn.", ".ff.0.": ".linear1.", ".ff.3.": ".linear2.", "denoiser.layers.": "denoiser.transformer_decoder.layers.",
+               "time.mlp.": "time_embedding.", "style.embedding.": "obj_vector.", "parametrizations.weight.original0": "weight_g",
+               "parametrizations.weight.original1": "weight_v", "model.audio_encoder.backbone.": "audio_encoder.", "model.denoiser.": "denoiser."}
+    official = {}
+    for k, v in mine.state_dict().items():
+        for a, b in inverse.items():
+            k = k.replace(a, b)
+        official[k] = v
+    official["denoiser.PPE.pe"] = torch.zeros(1, 5000, 16)
+    torch.save({"state_dict": official}, tmp_path / "official.ckpt")
+    conv = from_official_checkpoint(tmp_path / "official.ckpt", "vocaset", tiny_audio_config())
+    batch = {"audio": torch.randn(1, 16000), "audio_len": torch.tensor([16000]), "n_frames": torch.tensor([30]), "style": torch.eye(8)[:1],
+             "frame_mask": torch.ones(1, 30, dtype=torch.bool), "template": torch.zeros(1, 30)}
+    mine.eval()
+    mine.sampling["smooth"] = True
+    assert torch.allclose(mine.generate(batch, steps=4, seed=1), conv.generate(batch, steps=4, seed=1), atol=1e-5)
+    import json
+
+    (tmp_path / "enc").mkdir()
+    (tmp_path / "enc" / "config.json").write_text(json.dumps(tiny_audio_config()))
+    assert main(["convert", "--official", str(tmp_path / "official.ckpt"), "--dataset", "vocaset", "--out", str(tmp_path / "c.ckpt"),
+                 "--audio-encoder", str(tmp_path / "enc")]) == 0
+    assert load_checkpoint(tmp_path / "c.ckpt").hparams["model"]["fps"] == 30.0
+    torch.save({"state_dict": {"x": torch.zeros(1)}}, tmp_path / "foreign.ckpt")
+    assert main(["convert", "--official", str(tmp_path / "foreign.ckpt"), "--dataset", "biwi", "--out", str(tmp_path / "d.ckpt")]) == 2
+    assert not (tmp_path / "d.ckpt").exists()

@@ -69,7 +69,7 @@ def animate_main(argv: list[str]) -> int:
     if tpl.size != n_feats:
         raise InputError(args.template or args.checkpoint, f"template has {len(tpl)} vertices, the checkpoint expects {n_feats // 3}")
     k = resolve_style(args.style, g.styles if g is not None else [], n_styles)
-    fps = g.fps if g is not None else 30.0
+    fps = g.fps if g is not None else float(module.hparams["model"].get("fps", 30.0))
     if args.steps is not None:
         module.sampling["steps"] = args.steps
     if args.guidance is not None:
@@ -108,4 +108,38 @@ def animate_main(argv: list[str]) -> int:
             con.print(f"[yellow]note[/yellow]: mp4 writing failed ({e.__class__.__name__}); writing a GIF instead")
             save_video(frames, vid, fps)
         con.print(f"video -> {vid}")
+    return 0
+
+
+def convert_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="diffspeaker convert", description="Convert an official theEricMa/DiffSpeaker checkpoint into a diffspeaker checkpoint.")
+    p.add_argument("--official", required=True, type=Path, help="official .ckpt (e.g. vocaset/wav2vec2.ckpt from the authors' release)")
+    p.add_argument("--dataset", required=True, choices=["vocaset", "biwi"], help="which dataset the checkpoint was trained on")
+    p.add_argument("--out", required=True, type=Path, help="where to write the converted .ckpt")
+    p.add_argument("--data-root", type=Path, default=None, help="dataset folder: stores lip/upper-face regions, faces and a template for animate/eval")
+    p.add_argument("--audio-encoder", type=Path, default=None, help="local transformers folder whose config.json describes the backbone (default: wav2vec2-base sizes)")
+    return p
+
+
+def convert_main(argv: list[str]) -> int:
+    args = convert_parser().parse_args(argv)
+    from diffspeaker.data import TalkingFaceFolder
+    from diffspeaker.module import CKPT_MARK, FORMAT_VERSION, from_official_checkpoint
+    from vislab.io import require_dir, require_file, save_torch
+    from vislab.run import console
+
+    audio_config = None
+    if args.audio_encoder is not None:
+        import json
+
+        audio_config = json.loads(require_file(require_dir(args.audio_encoder, "audio encoder folder") / "config.json", "config.json").read_text())
+    geometry = None
+    if args.data_root is not None:
+        geometry = TalkingFaceFolder(args.data_root, args.dataset, "train").geometry()
+    module = from_official_checkpoint(args.official, args.dataset, audio_config, geometry)
+    module.hparams["model"]["fps"] = 30.0 if args.dataset == "vocaset" else 25.0
+    ck = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams), CKPT_MARK: FORMAT_VERSION}
+    module.on_save_checkpoint(ck)
+    save_torch(ck, args.out)
+    console().print(f"converted {args.official} ({args.dataset}) -> {args.out}")
     return 0

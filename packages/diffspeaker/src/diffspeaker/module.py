@@ -155,3 +155,75 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> DiffSpeakerM
         raise InputError(p, f"checkpoint does not match the diffspeaker architecture ({e.__class__.__name__}: {str(e)[:200]})") from None
     module.on_load_checkpoint(ck)
     return module.eval()
+
+
+# --------------------------------------------------------------------------- official checkpoints
+
+OFFICIAL_DATASETS = {"vocaset": {"period": 30, "fps": 30.0, "dim": 512, "smooth": True},
+                     "biwi": {"period": 25, "fps": 25.0, "dim": 1024, "smooth": False}}
+
+
+def convert_official_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename the keys of a theEricMa/DiffSpeaker Lightning checkpoint to this package's layout.
+
+    audio_encoder.* -> model.audio_encoder.backbone.* (pos-conv weight_g/weight_v -> the weight-norm
+    parametrizations of newer torch/transformers); denoiser.transformer_decoder.layers.N.{multihead_attn,
+    linear1, linear2} -> model.denoiser.layers.N.{cross_attn, ff.0, ff.3}; time_embedding -> time.mlp;
+    obj_vector -> style.embedding; the PPE table is dropped (computed on the fly).
+    """
+    out: dict[str, torch.Tensor] = {}
+    for k, v in sd.items():
+        if k.startswith("audio_encoder."):
+            nk = "model.audio_encoder.backbone." + k[len("audio_encoder."):]
+            nk = nk.replace("conv.weight_g", "conv.parametrizations.weight.original0").replace("conv.weight_v", "conv.parametrizations.weight.original1")
+        elif k.startswith("denoiser."):
+            r = k[len("denoiser."):]
+            if r.startswith("PPE."):
+                continue
+            for a, b in ((".multihead_attn.", ".cross_attn."), (".linear1.", ".ff.0."), (".linear2.", ".ff.3."),
+                         ("transformer_decoder.layers.", "layers."), ("time_embedding.", "time.mlp."), ("obj_vector.", "style.embedding.")):
+                r = r.replace(a, b)
+            nk = "model.denoiser." + r
+        else:
+            continue
+        out[nk] = v
+    return out
+
+
+def from_official_checkpoint(path: str | Path, dataset: str = "vocaset", audio_config: dict[str, Any] | None = None,
+                             geometry: Geometry | None = None, heads: int = 4) -> DiffSpeakerModule:
+    """A :class:`DiffSpeakerModule` from an official DiffSpeaker ``.ckpt`` (VOCASET or BIWI model).
+
+    Sizes (3V, D, ff, layers, styles) are read from the weights; period/fps/smoothing follow the
+    dataset's official config; the sampler is the official (diffusers 0.11) DDIM step. ``audio_config``
+    defaults to wav2vec2-base sizes (the official code loads HuBERT into the Wav2Vec2 class too).
+    """
+    from vislab.io import load_torch
+    from vislab.run import load_preset
+
+    p = Path(path)
+    ck = load_torch(p, "official checkpoint")
+    sd = ck.get("state_dict", ck) if isinstance(ck, dict) else None
+    if not isinstance(sd, dict) or "denoiser.motion_decoder.weight" not in sd or "audio_encoder.feature_projection.projection.weight" not in sd:
+        raise InputError(p, "not an official DiffSpeaker checkpoint (no denoiser.motion_decoder / audio_encoder weights)")
+    if dataset not in OFFICIAL_DATASETS:
+        raise VislabError(f"dataset must be vocaset or biwi, got {dataset!r}")
+    ds = OFFICIAL_DATASETS[dataset]
+    paper = load_preset("diffspeaker", "paper")
+    n_feats, dim = sd["denoiser.motion_decoder.weight"].shape
+    layers = len({k.split(".")[3] for k in sd if k.startswith("denoiser.transformer_decoder.layers.")})
+    model = {**paper["model"], "n_feats": int(n_feats), "dim": int(dim), "heads": heads, "layers": layers, "period": ds["period"],
+             "ff": int(sd["denoiser.transformer_decoder.layers.0.linear1.weight"].shape[0]),
+             "n_styles": int(sd["denoiser.obj_vector.weight"].shape[0])}
+    sampling = {**paper["sampling"], "smooth": ds["smooth"], "ddim_variant": "official"}
+    module = DiffSpeakerModule(model, audio_config or paper["audio"]["config"], paper["optim"], paper["loss"], sampling)
+    new = convert_official_state_dict(sd)
+    own = module.state_dict()
+    missing = [k for k in own if k not in new]
+    unexpected = [k for k in new if k not in own]
+    bad = [k for k in new if k in own and new[k].shape != own[k].shape]
+    if missing or unexpected or bad:
+        raise InputError(p, f"weights do not fit (missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {bad[:3]})")
+    module.load_state_dict(new, strict=True)
+    module.geometry = geometry
+    return module.eval()

@@ -17,7 +17,7 @@ def build(config: dict[str, Any]):
     from diffspeaker.module import DiffSpeakerModule
 
     dm = TalkingFaceDataModule(**config["data"], seed=int(config["seed"]))
-    model_cfg = {**config["model"], "n_feats": int(dm.n_feats), "n_styles": len(dm.geometry.styles)}
+    model_cfg = {**config["model"], "n_feats": int(dm.n_feats), "n_styles": len(dm.geometry.styles), "fps": float(dm.geometry.fps)}
     module = DiffSpeakerModule(model=model_cfg, audio=config["audio"]["config"], optim=config["optim"], loss=config["loss"],
                                sampling=config["sampling"], audio_path=config["audio"]["path"])
     module.geometry = dm.geometry
