@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from vislab import faces as F
 from vislab.faces import attacks as A
 from vislab.faces import domains as D

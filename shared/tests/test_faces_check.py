@@ -1,8 +1,6 @@
 """The issue's "done when": a small CNN trained on toy source domains beats chance on a held-out domain."""
 
-import pytest
 import torch
-
 from vislab.faces.check import lodo_signal_check, tiny_cnn
 
 

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from vislab import faces as F
 from vislab.errors import InputError
 from vislab.faces import readers as RD

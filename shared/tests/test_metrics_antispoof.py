@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-
 from vislab import metrics as M
 
 # live scores 0.9, 0.8, 0.6, 0.3; attack scores 0.7, 0.4, 0.2, 0.1

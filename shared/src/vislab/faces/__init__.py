@@ -29,7 +29,14 @@ from vislab.faces.protocols import (
     uniattack_attacks,
     uniattack_protocol,
 )
-from vislab.faces.toy import FaceRecord, ToyFaces, balanced_weights, cache_root, render_sample, split_identities
+from vislab.faces.toy import (
+    FaceRecord,
+    ToyFaces,
+    balanced_weights,
+    cache_root,
+    render_sample,
+    split_identities,
+)
 
 __all__ = [
     "ADVERSARIAL",

@@ -174,8 +174,11 @@ def write_toy_layout(out: str | Path, size: int = 64, identities: int = 4, uni_i
     """Write grid.png and the toy faces in the MCIO, OULU-NPU and UniAttackData layouts; returns counts."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for n, what in ((identities, "identities"), (uni_identities, "uni_identities")):
-        split_identities(n, "test")  # raises a clear error if a split would be empty
+    for n, what in ((identities, "--identities"), (uni_identities, "--uni-identities")):
+        try:
+            split_identities(n, "test")
+        except ValueError:
+            raise ValueError(f"{what} {n}: need at least 4 identities (train/dev/test split 50/25/25)") from None
     summary = {"out": str(out)}
     if grid:
         summary["grid"] = str(write_grid(out / "grid.png", size=size, seed=seed))

@@ -258,7 +258,7 @@ class ToyFaces(Dataset):
             self._mem[i] = out
         return out
 
-    def materialize(self, progress: bool = False) -> "ToyFaces":
+    def materialize(self, progress: bool = False) -> ToyFaces:
         """Render every item now (and, with ``cache="disk"``, load/save the on-disk cache)."""
         path = None
         if self.cache == "disk":
