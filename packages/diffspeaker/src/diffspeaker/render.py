@@ -34,8 +34,10 @@ def render_sequence(verts: np.ndarray, faces: np.ndarray | None, size: int = 256
     if title:
         ax.text(0.02, 0.97, title, transform=ax.transAxes, va="top", fontsize=9)
     base = np.asarray(color)
+    wire = faces is not None and 0 < len(faces) < 3000  # small meshes: show the edges too
     if faces is not None and len(faces):
-        coll = PolyCollection([], edgecolors="none", antialiaseds=False)
+        coll = PolyCollection([], edgecolors=(0.25, 0.25, 0.3, 0.6) if wire else "none", linewidths=0.4 if wire else 0.0,
+                              antialiaseds=wire)
         ax.add_collection(coll)
     else:
         pts = ax.scatter([], [], s=4)
@@ -46,7 +48,7 @@ def render_sequence(verts: np.ndarray, faces: np.ndarray | None, size: int = 256
             n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
             shade = np.abs(n[:, 2]) / (np.linalg.norm(n, axis=1) + 1e-12)
             order = np.argsort(tri[:, :, 2].mean(1))  # far (small z) first
-            cols = np.clip(base[None] * (0.25 + 0.75 * shade[order, None]), 0, 1)
+            cols = np.clip(base[None] * ((0.6 + 0.4 * shade[order, None]) if wire else (0.25 + 0.75 * shade[order, None])), 0, 1)
             coll.set_verts(tri[order][:, :, :2])
             coll.set_facecolors(np.concatenate([cols, np.ones((len(cols), 1))], 1))
         else:
