@@ -127,3 +127,26 @@ def test_bad_arguments():
         F.ToyFaces(domains=("Z",))
     with pytest.raises(ValueError, match="cache"):
         F.ToyFaces(cache="ram")
+
+
+def test_disk_cache_round_trip(tmp_path, monkeypatch):
+    monkeypatch.setenv("VISLAB_CACHE", str(tmp_path))
+    kw = dict(domains=("I",), attacks=("mask3d",), identities=[0, 1], frames=1, seed=5, cache="disk")
+    a = F.ToyFaces(**kw)
+    first = a[1]["image"]
+    files = list((tmp_path / "faces").glob("toyfaces-*.npz"))
+    assert len(files) == 1
+    b = F.ToyFaces(**kw)
+    b.render = None  # a cache hit must not need to render: materialize() loads the file
+    F.ToyFaces.materialize(b)
+    assert torch.equal(torch.from_numpy(b._mem[1][0]).permute(2, 0, 1).float() / 255, first)
+    files[0].write_bytes(b"corrupt")  # a broken cache file is re-rendered, not fatal
+    c = F.ToyFaces(**kw)
+    assert torch.equal(c[1]["image"], first)
+
+
+def test_size_224_and_identity_list():
+    ds = F.ToyFaces(domains=("U",), attacks=("gan",), identities=[3], frames=1, size=224, with_depth=False)
+    assert len(ds) == 2 and ds[1]["image"].shape == (3, 224, 224) and "depth" not in ds[1]
+    with pytest.raises(ValueError, match="not both"):
+        F.ToyFaces(identities=[0, 1], split="train")

@@ -188,6 +188,8 @@ class ToyFaces(Dataset):
             self.n_identities = identities
             self.identity_ids = split_identities(identities, split)
         else:
+            if split is not None:
+                raise ValueError("give either split= (over range(identities)) or an explicit identity list, not both")
             self.identity_ids = sorted(int(i) for i in identities)
             self.n_identities = max(self.identity_ids) + 1 if self.identity_ids else 0
         self.split = split
