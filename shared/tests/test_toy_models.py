@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from vislab.testing import toy as _toy_fixtures
+from vislab.toy import cache, clip_model, toy_clip, world
 
-from vislab.testing.toy import toy_clip_fast, toy_sd_fast  # noqa: F401  (session fixtures)
-from vislab.toy import cache, clip_model, toy_clip
-from vislab.toy import world
+# the shared session fixtures toy_clip_fast / toy_sd_fast, registered under their names
+globals().update({name: getattr(_toy_fixtures, name) for name in ("toy_clip_fast", "toy_sd_fast")})
 
 TINY_CLIP = {"steps": 2, "n_images": 48, "eval_images": 12}
 
@@ -22,7 +23,6 @@ TINY_CLIP = {"steps": 2, "n_images": 48, "eval_images": 12}
 
 def test_toy_clip_folder_loads_like_a_hf_clip(toy_clip_fast):
     from transformers import CLIPModel, CLIPTokenizer
-
     from vislab.clip import clip_tokenizer, load_clip
 
     model = CLIPModel.from_pretrained(toy_clip_fast, local_files_only=True).eval()

@@ -5,9 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from vislab.toy import world
-from vislab.toy.world import COLORS, HELD_OUT, OFF_BRIGHTNESS, POSITION_PHRASES, ToyDataModule, ToyDataset, label_names
+from vislab.toy.world import (
+    COLORS,
+    HELD_OUT,
+    OFF_BRIGHTNESS,
+    POSITION_PHRASES,
+    ToyDataModule,
+    ToyDataset,
+    label_names,
+)
 
 
 def test_vocabulary_sizes():
