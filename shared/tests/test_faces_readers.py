@@ -189,3 +189,15 @@ def test_mcio_paths_relative_to_the_dataset_folder(tmp_path):
     (tmp_path / "dg_protocol" / "MSU_video_test.txt").write_text("real/v1 0\nattack/v2 1\n")
     ds = RD.mcio_dataset(tmp_path, "O-C-I@M", "test", frames=2, size=8)
     assert len(ds) == 4 and ds.live.tolist() == [1, 1, 0, 0] and ds[0]["domain"] == "M"
+
+
+def test_flip_layout_groups_frames_by_video(tmp_path):
+    for cls, v in (("real", "a"), ("real", "b"), ("fake", "c")):
+        d = tmp_path / "msu" / "test" / cls
+        d.mkdir(parents=True, exist_ok=True)
+        for k in range(2):
+            Image.fromarray(np.full((8, 8, 3), 50, np.uint8)).save(d / f"{v}_frame{k}.png")
+    ds = RD.flip_dataset(tmp_path, "msu", "test", frames=2, size=8)
+    assert ds.stats["videos"] == 3 and len(ds) == 6 and ds.live.tolist() == [1, 1, 1, 1, 0, 0]
+    with pytest.raises(InputError):
+        RD.flip_dataset(tmp_path, "msu", "train")

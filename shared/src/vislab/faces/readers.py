@@ -10,6 +10,7 @@ Supported layouts:
 * **CASIA-FAS-Benchmark / MCIO** (:func:`mcio_dataset`): ``<root>/<DATASET>/<video_dir>/<frames>``
   and ``<root>/dg_protocol/<DATASET>_video_{train,dev,test}.txt``; a protocol string ``"O-C-I@M"``
   (or full names ``"OULU-CASIA-REPLAY@MSU"``) selects sources (train/dev split) or the target (test).
+* **FLIP MCIO** (:func:`flip_dataset`): ``<root>/<dataset>/{train,test}/{real,fake}/<video>_frame<k>.png``.
 * **OULU-NPU** (:func:`oulu_dataset`): ``<root>/Protocols/Protocol_<p>/<Train|Dev|Test>[_<fold>].txt``
   and the videos ``<root>/<Train|Dev|Test>_files/<name>.avi`` (or frame folders of that name).
 * **UniAttackData** (:func:`uniattack_dataset`): ``<root>/protocol/UniAttackData@<p>_<image|video>_<split>.txt``
@@ -60,7 +61,7 @@ class VideoEntry:
     attack: str
     domain: str
     source: str  # "list_file:line"
-    kind: str = "folder"  # "folder" | "video" | "image"
+    kind: str = "folder"  # "folder" | "video" | "image" | "files" (frames listed in ``frames`` already)
     frames: list = field(default_factory=list)  # frame files (folder/image) or frame indices (video)
     boxes: dict | None = None  # frame index -> (x, y, w, h)
 
@@ -326,6 +327,9 @@ class FaceFrames(Dataset):
             chosen = [files[i] for i in sample_indices(len(files), self.frames_per_video)] if self.sampling == "uniform" else files
         elif e.kind == "image":
             chosen = [e.path]
+        elif e.kind == "files":
+            files = list(e.frames)
+            chosen = [files[i] for i in sample_indices(len(files), self.frames_per_video)] if self.sampling == "uniform" else files
         else:
             n = _video_frame_count(e.path)
             if n <= 0:
@@ -556,3 +560,25 @@ def uniattack_dataset(root: str | Path, protocol: str = "p1", split: str = "trai
     entries, errors, n = parse_list_file(lf, r, "uniattack", "U")
     kwargs.setdefault("frames", 1 if kind == "image" else 2)
     return FaceFrames(entries, errors=errors, n_lines=n, name=str(lf), **kwargs)
+
+
+def flip_dataset(root: str | Path, dataset: str, split: str, **kwargs) -> FaceFrames:
+    """FLIP's MCIO layout: ``<root>/<dataset>/<split>/{real,fake}/<video>_frame<k>.png`` (split "train" or
+    "test"); frames of one video share the name before ``_frame<k>``."""
+    r = Path(root).expanduser() / dataset / split
+    if not r.is_dir():
+        raise InputError(r, "FLIP-layout folder not found (expected <root>/<dataset>/<split>/{real,fake})")
+    entries: list[VideoEntry] = []
+    errors: list[str] = []
+    for cls, (lab, attack) in (("real", (0, "live")), ("fake", (1, "attack"))):
+        d = r / cls
+        if not d.is_dir():
+            errors.append(f"{d}: folder not found")
+            continue
+        videos: dict[str, list[Path]] = {}
+        for f in sorted(d.iterdir()):
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                videos.setdefault(re.sub(r"_frame\d+$", "", f.stem), []).append(f)
+        for name, files in videos.items():
+            entries.append(VideoEntry(path=d / name, label=lab, attack=attack, domain=dataset, source=str(d / name), kind="files", frames=files))
+    return FaceFrames(entries, errors=errors, n_lines=len(entries) + len(errors), name=str(r), **kwargs)
