@@ -20,10 +20,8 @@ TINY = {
 def trained_run(tmp_path_factory):
     """(run folder, metrics) of the default config on a reduced budget."""
     import torch
-
-    from vislab.testing import make_run
-
     from diffspeaker.train import train
+    from vislab.testing import make_run
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("ds_run")

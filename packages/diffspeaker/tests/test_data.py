@@ -7,7 +7,6 @@ import pickle
 import numpy as np
 import pytest
 import soundfile as sf
-
 from diffspeaker.data import (
     SyntheticTalkingFaces,
     TalkingFaceDataModule,
@@ -23,11 +22,17 @@ from vislab.errors import InputError, VislabError
 def test_synthetic_world():
     ds = SyntheticTalkingFaces(6, seed=3)
     g = ds.geometry
-    assert len(ds) == 6 and g.template.shape == (300, 3) and 28 <= len(g.lip_idx) <= 40 and len(g.upper_idx) > 0
+    assert (
+        len(ds) == 6 and g.template.shape == (300, 3) and 28 <= len(g.lip_idx) <= 40 and len(g.upper_idx) > 0
+    )
     it = ds[0]
-    assert it["audio"].shape == (32000,) and it["vertices"].shape == (60, 900) and it["template"].shape == (900,)
+    assert (
+        it["audio"].shape == (32000,) and it["vertices"].shape == (60, 900) and it["template"].shape == (900,)
+    )
     # mouth opening follows k_style = 0.6 + 0.2 id for the same audio envelope scale
-    amp = [np.abs(ds[i]["vertices"].reshape(60, 300, 3) - g.template)[:, g.lip_idx, 1].max() for i in range(3)]
+    amp = [
+        np.abs(ds[i]["vertices"].reshape(60, 300, 3) - g.template)[:, g.lip_idx, 1].max() for i in range(3)
+    ]
     assert amp[0] > 0.05 and len(set(np.argmax(x["style"]) for x in ds.items)) == 3
     b = collate([ds[0], ds[1]])
     assert b["audio"].shape == (2, 32000) and b["vertices"].shape == (2, 60, 900) and b["frame_mask"].all()
@@ -69,7 +74,9 @@ def test_read_mesh_formats(tmp_path):
 
     vert = np.array([tuple(x) for x in v], dtype=[("x", "f4"), ("y", "f4"), ("z", "f4")])
     face = np.array([([0, 1, 2],)], dtype=[("vertex_indices", "i4", (3,))])
-    PlyData([PlyElement.describe(vert, "vertex"), PlyElement.describe(face, "face")]).write(str(tmp_path / "m.ply"))
+    PlyData([PlyElement.describe(vert, "vertex"), PlyElement.describe(face, "face")]).write(
+        str(tmp_path / "m.ply")
+    )
     vp, fp = read_mesh(tmp_path / "m.ply")
     assert np.allclose(vp, v) and fp.tolist() == [[0, 1, 2]]
     np.save(tmp_path / "bad.npy", np.zeros((4, 2)))
@@ -89,11 +96,20 @@ def _make_vocaset(root, V=10, sr=16000):
     with open(root / "templates.pkl", "wb") as f:
         pickle.dump(tpl, f)
     with open(root / "FLAME_masks.pkl", "wb") as f:
-        pickle.dump({"lips": np.array([0, 1]), "forehead": np.array([5, 6]), "eye_region": np.array([6, 7])}, f)
+        pickle.dump(
+            {"lips": np.array([0, 1]), "forehead": np.array([5, 6]), "eye_region": np.array([6, 7])}, f
+        )
     for s in subjects:
         for sent in (1, 25):
-            _wav(root / "wav" / f"{s}_sentence{sent:02d}.wav", (0.1 * rng.standard_normal(sr // 2)).astype(np.float32), sr)
-            np.save(root / "vertices_npy" / f"{s}_sentence{sent:02d}.npy", rng.random((30, V * 3)).astype(np.float32))
+            _wav(
+                root / "wav" / f"{s}_sentence{sent:02d}.wav",
+                (0.1 * rng.standard_normal(sr // 2)).astype(np.float32),
+                sr,
+            )
+            np.save(
+                root / "vertices_npy" / f"{s}_sentence{sent:02d}.npy",
+                rng.random((30, V * 3)).astype(np.float32),
+            )
     (root / "vertices_npy" / f"{subjects[0]}_sentence01.npy").unlink()  # missing npy is skipped
     return subjects
 
@@ -125,8 +141,9 @@ def test_dataset_wrong_rate_and_missing_parts(tmp_path):
     with pytest.raises(InputError, match="sample rate is 22050 Hz"):
         ds[0]
     assert TalkingFaceFolder(tmp_path / "v", "vocaset", "train")[0]["audio"].shape[0] == 8000  # resampled
+    (tmp_path / "nothing_here").mkdir()
     with pytest.raises(InputError, match="templates pickle"):
-        TalkingFaceFolder(tmp_path / "nothing_here", "vocaset", "train") if (tmp_path / "nothing_here").mkdir() is None else None
+        TalkingFaceFolder(tmp_path / "nothing_here", "vocaset", "train")
     with pytest.raises(InputError, match="not found"):
         TalkingFaceFolder(tmp_path / "absent", "biwi", "train")
     with pytest.raises(VislabError, match="needs data.root"):
@@ -151,7 +168,9 @@ def test_biwi_layout_and_region_files(tmp_path):
     tr = TalkingFaceFolder(root, "biwi", "train")
     assert len(tr) == 1 and tr[0]["vertices"].shape == (12, 18)  # 25 fps kept
     assert tr[0]["style"].tolist() == [1, 0, 0, 0, 0, 0]
-    assert len(TalkingFaceFolder(root, "biwi", "val")) == 1 and len(TalkingFaceFolder(root, "biwi", "test")) == 1
+    assert (
+        len(TalkingFaceFolder(root, "biwi", "val")) == 1 and len(TalkingFaceFolder(root, "biwi", "test")) == 1
+    )
     g = tr.geometry()
     assert g.lip_idx.tolist() == [0, 1, 2] and g.upper_idx.tolist() == [3, 4] and g.fps == 25.0
     assert read_index_file(root / "regions" / "lve.txt").tolist() == [0, 1, 2]

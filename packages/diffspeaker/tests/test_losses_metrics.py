@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from diffspeaker.losses import diffspeaker_loss, velocity_loss, vertex_loss
-from diffspeaker.metrics import aggregate, confidence_interval, lip_max_errors, lip_vertex_error, upper_face_dynamics, upper_face_dynamics_deviation
+from diffspeaker.metrics import (
+    aggregate,
+    confidence_interval,
+    lip_max_errors,
+    lip_vertex_error,
+    upper_face_dynamics,
+    upper_face_dynamics_deviation,
+)
 
 
 def test_vertex_and_velocity_loss_hand():
@@ -35,7 +41,9 @@ def test_lve_squared_max_over_lips():
     lips = [0, 2]
     assert lip_max_errors(pred, gt, lips).tolist() == [3.0, 4.0]
     assert lip_vertex_error(pred, gt, lips) == pytest.approx(3.5)
-    assert lip_vertex_error(pred.reshape(2, 9), gt.reshape(2, 9), lips) == pytest.approx(3.5)  # (T,3V) accepted
+    assert lip_vertex_error(pred.reshape(2, 9), gt.reshape(2, 9), lips) == pytest.approx(
+        3.5
+    )  # (T,3V) accepted
 
 
 def test_fdd_signed_population_std():

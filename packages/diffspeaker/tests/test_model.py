@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from diffspeaker.model import (
     BiasedDenoiser,
     DiffSpeaker,
@@ -32,14 +31,17 @@ def test_alibi_slopes_power_of_two_and_not():
 
 
 def test_periodic_bias_hand_matrix():
-    expected = torch.tensor([
-        [0, 0, 0, -1, -1, -2],
-        [0, 0, 0, 0, -1, -1],
-        [-1, 0, 0, 0, 0, -1],
-        [-1, -1, 0, 0, 0, 0],
-        [-2, -1, -1, 0, 0, 0],
-        [-2, -2, -1, -1, 0, 0],
-    ], dtype=torch.float)
+    expected = torch.tensor(
+        [
+            [0, 0, 0, -1, -1, -2],
+            [0, 0, 0, 0, -1, -1],
+            [-1, 0, 0, 0, 0, -1],
+            [-1, -1, 0, 0, 0, 0],
+            [-2, -1, -1, 0, 0, 0],
+            [-2, -2, -1, -1, 0, 0],
+        ],
+        dtype=torch.float,
+    )
     assert torch.equal(periodic_bias(6, 2), expected)
     # zero band j in [i-p+1, i+p] (asymmetric)
     b = periodic_bias(40, 30)
@@ -59,22 +61,36 @@ def test_biased_self_attention_mask_layout_and_switches():
         assert torch.allclose(m[h, :, 2:], s * periodic_bias(6, 2))
     assert torch.all(biased_self_attention_mask(4, 6, 2, attn_scale=0) == 0)
     c = biased_self_attention_mask(4, 6, 2, attn_scale=-1)
-    assert torch.isinf(c[0, 0, 3]) and c[0, 3, 2].item() == pytest.approx(-1 / 4 * 1)  # i=3,j=0: -floor(3/2)=-1
+    assert torch.isinf(c[0, 0, 3]) and c[0, 3, 2].item() == pytest.approx(
+        -1 / 4 * 1
+    )  # i=3,j=0: -floor(3/2)=-1
 
 
 def test_alignment_mask():
-    expected = torch.tensor([
-        [False, False, False, True, True],
-        [False, False, True, False, True],
-        [False, False, True, True, False],
-    ])
+    expected = torch.tensor(
+        [
+            [False, False, False, True, True],
+            [False, False, True, False, True],
+            [False, False, True, True, False],
+        ]
+    )
     assert torch.equal(alignment_mask(3), expected)
     assert ((~alignment_mask(7)).sum(1) >= 2).all()  # every row keeps the two token keys
 
 
 def _denoiser(period=3, n_feats=12, seed=0):
     torch.manual_seed(seed)
-    d = BiasedDenoiser(n_feats=n_feats, audio_dim=8, dim=16, ff=32, heads=4, layers=1, period=period, n_styles=3, time_sin_dim=16)
+    d = BiasedDenoiser(
+        n_feats=n_feats,
+        audio_dim=8,
+        dim=16,
+        ff=32,
+        heads=4,
+        layers=1,
+        period=period,
+        n_styles=3,
+        time_sin_dim=16,
+    )
     torch.nn.init.normal_(d.motion_decoder.weight, std=0.5)  # zero-init head would hide everything
     return d.eval()
 
@@ -89,11 +105,13 @@ def test_denoiser_masks_are_batch_major():
             assert torch.equal(self_m[b * 4 + h], base[h])
     fm = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
     self_m, _ = d.masks(2, 5, fm, torch.device("cpu"))
-    assert torch.isinf(self_m[4:, :, 2 + 3:]).all() and not torch.isinf(self_m[:4]).any()
+    assert torch.isinf(self_m[4:, :, 2 + 3 :]).all() and not torch.isinf(self_m[:4]).any()
 
 
 def test_output_head_zero_init_and_shapes():
-    d = BiasedDenoiser(n_feats=12, audio_dim=8, dim=16, ff=32, heads=4, layers=2, period=3, n_styles=3, time_sin_dim=16).eval()
+    d = BiasedDenoiser(
+        n_feats=12, audio_dim=8, dim=16, ff=32, heads=4, layers=2, period=3, n_styles=3, time_sin_dim=16
+    ).eval()
     out = d(torch.randn(2, 5, 12), torch.randn(2, 5, 8), torch.tensor([3, 900]), torch.eye(3)[:2])
     assert out.shape == (2, 5, 12) and torch.all(out == 0)
     assert d.style.embedding.weight.shape == (3, 32) and d.time.mlp.linear_2.out_features == 32  # L*D
@@ -143,8 +161,19 @@ def test_time_embedding_cos_first():
 
 
 def test_audio_frames_and_alignment():
-    m = DiffSpeaker({"n_feats": 12, "dim": 16, "ff": 32, "heads": 4, "layers": 1, "period": 30, "n_styles": 2, "time_sin_dim": 16},
-                    tiny_audio_config()).eval()
+    m = DiffSpeaker(
+        {
+            "n_feats": 12,
+            "dim": 16,
+            "ff": 32,
+            "heads": 4,
+            "layers": 1,
+            "period": 30,
+            "n_styles": 2,
+            "time_sin_dim": 16,
+        },
+        tiny_audio_config(),
+    ).eval()
     enc = m.audio_encoder
     assert enc.feature_lengths(torch.tensor([32000]))[0] == 99
     feats, flen = enc.encode(torch.randn(2, 32000))
@@ -176,17 +205,35 @@ def test_schedules():
     x0, xt = torch.randn(3, 4), torch.randn(3, 4)
     # official (diffusers 0.11): x_prev = (sqrt(a_prev) + sqrt(1 - a_prev)) x0; last step uses abar_0
     a = abar[941]
-    assert torch.allclose(ddim_step(ddim, x0, 961, xt, "official"), (a.sqrt() + (1 - a).sqrt()) * x0, atol=1e-6)
+    assert torch.allclose(
+        ddim_step(ddim, x0, 961, xt, "official"), (a.sqrt() + (1 - a).sqrt()) * x0, atol=1e-6
+    )
     a0 = abar[0]
-    assert torch.allclose(ddim_step(ddim, x0, 1, xt, "official"), (a0.sqrt() + (1 - a0).sqrt()) * x0, atol=1e-6)
+    assert torch.allclose(
+        ddim_step(ddim, x0, 1, xt, "official"), (a0.sqrt() + (1 - a0).sqrt()) * x0, atol=1e-6
+    )
     # standard DDIM: eps from x_t
     at = abar[961]
     eps = (xt - at.sqrt() * x0) / (1 - at).sqrt()
-    assert torch.allclose(ddim_step(ddim, x0, 961, xt, "standard"), a.sqrt() * x0 + (1 - a).sqrt() * eps, atol=1e-5)
+    assert torch.allclose(
+        ddim_step(ddim, x0, 961, xt, "standard"), a.sqrt() * x0 + (1 - a).sqrt() * eps, atol=1e-5
+    )
 
 
 def test_q_sample_matches_formula():
-    m = DiffSpeaker({"n_feats": 6, "dim": 16, "ff": 32, "heads": 4, "layers": 1, "period": 30, "n_styles": 2, "time_sin_dim": 16}, tiny_audio_config())
+    m = DiffSpeaker(
+        {
+            "n_feats": 6,
+            "dim": 16,
+            "ff": 32,
+            "heads": 4,
+            "layers": 1,
+            "period": 30,
+            "n_styles": 2,
+            "time_sin_dim": 16,
+        },
+        tiny_audio_config(),
+    )
     x0, eps, t = torch.randn(2, 3, 6), torch.randn(2, 3, 6), torch.tensor([0, 999])
     a = m.alphas_cumprod[t].view(2, 1, 1)
     assert torch.allclose(m.q_sample(x0, eps, t), a.sqrt() * x0 + (1 - a).sqrt() * eps)
@@ -199,15 +246,43 @@ def test_smooth_frames():
 
 
 def test_sampler_untrained_gives_template_and_cfg_runs():
-    m = DiffSpeaker({"n_feats": 6, "dim": 16, "ff": 32, "heads": 4, "layers": 1, "period": 30, "n_styles": 2, "time_sin_dim": 16}, tiny_audio_config()).eval()
+    m = DiffSpeaker(
+        {
+            "n_feats": 6,
+            "dim": 16,
+            "ff": 32,
+            "heads": 4,
+            "layers": 1,
+            "period": 30,
+            "n_styles": 2,
+            "time_sin_dim": 16,
+        },
+        tiny_audio_config(),
+    ).eval()
     out = m.sample(torch.randn(1, 8000), None, [15], torch.eye(2)[:1], steps=5, variant="official")
     assert out.shape == (1, 15, 6) and torch.all(out == 0)  # zero head -> zero offsets
     # standard DDIM keeps sqrt(1 - abar_0) of the last noise estimate (set_alpha_to_one=False)
     out = m.sample(torch.randn(1, 8000), None, [15], torch.eye(2)[:1], steps=5, variant="standard")
     assert 0 < out.abs().max() < 0.5
     torch.nn.init.normal_(m.denoiser.motion_decoder.weight)
-    a = m.sample(torch.randn(1, 8000), None, [15], torch.eye(2)[:1], steps=5, guidance=0.0, generator=torch.Generator().manual_seed(0))
-    b = m.sample(torch.randn(1, 8000), None, [15], torch.eye(2)[:1], steps=5, guidance=2.0, generator=torch.Generator().manual_seed(0))
+    a = m.sample(
+        torch.randn(1, 8000),
+        None,
+        [15],
+        torch.eye(2)[:1],
+        steps=5,
+        guidance=0.0,
+        generator=torch.Generator().manual_seed(0),
+    )
+    b = m.sample(
+        torch.randn(1, 8000),
+        None,
+        [15],
+        torch.eye(2)[:1],
+        steps=5,
+        guidance=2.0,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert torch.isfinite(b).all() and not torch.allclose(a, b)
 
 
@@ -216,12 +291,30 @@ def test_official_checkpoint_conversion(tmp_path):
     from diffspeaker.module import DiffSpeakerModule, from_official_checkpoint, load_checkpoint
 
     torch.manual_seed(0)
-    cfg = {"n_feats": 30, "dim": 16, "ff": 32, "heads": 4, "layers": 1, "period": 30, "n_styles": 8, "time_sin_dim": 768}
+    cfg = {
+        "n_feats": 30,
+        "dim": 16,
+        "ff": 32,
+        "heads": 4,
+        "layers": 1,
+        "period": 30,
+        "n_styles": 8,
+        "time_sin_dim": 768,
+    }
     mine = DiffSpeakerModule(cfg, tiny_audio_config(), sampling={"ddim_variant": "official"})
     torch.nn.init.normal_(mine.model.denoiser.motion_decoder.weight)
-    inverse = {".cross_attn.": ".multihead_attn.", ".ff.0.": ".linear1.", ".ff.3.": ".linear2.", "denoiser.layers.": "denoiser.transformer_decoder.layers.",
-               "time.mlp.": "time_embedding.", "style.embedding.": "obj_vector.", "parametrizations.weight.original0": "weight_g",
-               "parametrizations.weight.original1": "weight_v", "model.audio_encoder.backbone.": "audio_encoder.", "model.denoiser.": "denoiser."}
+    inverse = {
+        ".cross_attn.": ".multihead_attn.",
+        ".ff.0.": ".linear1.",
+        ".ff.3.": ".linear2.",
+        "denoiser.layers.": "denoiser.transformer_decoder.layers.",
+        "time.mlp.": "time_embedding.",
+        "style.embedding.": "obj_vector.",
+        "parametrizations.weight.original0": "weight_g",
+        "parametrizations.weight.original1": "weight_v",
+        "model.audio_encoder.backbone.": "audio_encoder.",
+        "model.denoiser.": "denoiser.",
+    }
     official = {}
     for k, v in mine.state_dict().items():
         for a, b in inverse.items():
@@ -230,18 +323,53 @@ def test_official_checkpoint_conversion(tmp_path):
     official["denoiser.PPE.pe"] = torch.zeros(1, 5000, 16)
     torch.save({"state_dict": official}, tmp_path / "official.ckpt")
     conv = from_official_checkpoint(tmp_path / "official.ckpt", "vocaset", tiny_audio_config())
-    batch = {"audio": torch.randn(1, 16000), "audio_len": torch.tensor([16000]), "n_frames": torch.tensor([30]), "style": torch.eye(8)[:1],
-             "frame_mask": torch.ones(1, 30, dtype=torch.bool), "template": torch.zeros(1, 30)}
+    batch = {
+        "audio": torch.randn(1, 16000),
+        "audio_len": torch.tensor([16000]),
+        "n_frames": torch.tensor([30]),
+        "style": torch.eye(8)[:1],
+        "frame_mask": torch.ones(1, 30, dtype=torch.bool),
+        "template": torch.zeros(1, 30),
+    }
     mine.eval()
     mine.sampling["smooth"] = True
-    assert torch.allclose(mine.generate(batch, steps=4, seed=1), conv.generate(batch, steps=4, seed=1), atol=1e-5)
+    assert torch.allclose(
+        mine.generate(batch, steps=4, seed=1), conv.generate(batch, steps=4, seed=1), atol=1e-5
+    )
     import json
 
     (tmp_path / "enc").mkdir()
     (tmp_path / "enc" / "config.json").write_text(json.dumps(tiny_audio_config()))
-    assert main(["convert", "--official", str(tmp_path / "official.ckpt"), "--dataset", "vocaset", "--out", str(tmp_path / "c.ckpt"),
-                 "--audio-encoder", str(tmp_path / "enc")]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                "--official",
+                str(tmp_path / "official.ckpt"),
+                "--dataset",
+                "vocaset",
+                "--out",
+                str(tmp_path / "c.ckpt"),
+                "--audio-encoder",
+                str(tmp_path / "enc"),
+            ]
+        )
+        == 0
+    )
     assert load_checkpoint(tmp_path / "c.ckpt").hparams["model"]["fps"] == 30.0
     torch.save({"state_dict": {"x": torch.zeros(1)}}, tmp_path / "foreign.ckpt")
-    assert main(["convert", "--official", str(tmp_path / "foreign.ckpt"), "--dataset", "biwi", "--out", str(tmp_path / "d.ckpt")]) == 2
+    assert (
+        main(
+            [
+                "convert",
+                "--official",
+                str(tmp_path / "foreign.ckpt"),
+                "--dataset",
+                "biwi",
+                "--out",
+                str(tmp_path / "d.ckpt"),
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "d.ckpt").exists()

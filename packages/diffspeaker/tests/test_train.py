@@ -6,14 +6,22 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
 from diffspeaker.cli import main
 from diffspeaker.data import TalkingFaceDataModule, collate
 from diffspeaker.losses import diffspeaker_loss
 from diffspeaker.module import DiffSpeakerModule, load_checkpoint
 from vislab.testing import assert_run_contract, make_run, read_metrics, run_module
 
-SMALL_MODEL = {"dim": 32, "ff": 64, "heads": 4, "layers": 1, "dropout": 0.1, "period": 30, "train_steps": 1000, "time_sin_dim": 64}
+SMALL_MODEL = {
+    "dim": 32,
+    "ff": 64,
+    "heads": 4,
+    "layers": 1,
+    "dropout": 0.1,
+    "period": 30,
+    "train_steps": 1000,
+    "time_sin_dim": 64,
+}
 
 
 def _small(train_clips=8):
@@ -21,8 +29,13 @@ def _small(train_clips=8):
     from vislab.run import load_preset
 
     cfg = load_preset("diffspeaker")
-    module = DiffSpeakerModule({**cfg["model"], **SMALL_MODEL, "n_feats": dm.n_feats, "n_styles": 3}, cfg["audio"]["config"],
-                               cfg["optim"], cfg["loss"], {**cfg["sampling"], "steps": 5, "val_steps": 3})
+    module = DiffSpeakerModule(
+        {**cfg["model"], **SMALL_MODEL, "n_feats": dm.n_feats, "n_styles": 3},
+        cfg["audio"]["config"],
+        cfg["optim"],
+        cfg["loss"],
+        {**cfg["sampling"], "steps": 5, "val_steps": 3},
+    )
     module.geometry = dm.geometry
     return dm, module
 
@@ -45,7 +58,13 @@ def test_fast_dev_run():
     import pytorch_lightning as pl
 
     dm, module = _small()
-    trainer = pl.Trainer(fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        fast_dev_run=True,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, dm)
     trainer.validate(module, dm, verbose=False)
     assert "val/LVE" in trainer.callback_metrics
@@ -80,7 +99,9 @@ def test_save_load_round_trip(trained_run):
     b = load_checkpoint(ck).generate(batch, steps=5, seed=3)
     assert torch.allclose(a, b)
     sd = torch.load(ck, map_location="cpu", weights_only=False)["state_dict"]
-    assert torch.equal(sd["model.denoiser.motion_decoder.weight"], module.model.denoiser.motion_decoder.weight)
+    assert torch.equal(
+        sd["model.denoiser.motion_decoder.weight"], module.model.denoiser.motion_decoder.weight
+    )
 
 
 def test_animate_writes_npy_and_video(trained_run, tmp_path, capsys):
@@ -88,8 +109,25 @@ def test_animate_writes_npy_and_video(trained_run, tmp_path, capsys):
     t = np.arange(int(1.5 * 22050)) / 22050
     wave = (0.4 * np.sin(2 * np.pi * 150 * t) * (np.sin(2 * np.pi * 2 * t) > 0)).astype(np.float32)
     sf.write(str(tmp_path / "speech.wav"), np.stack([wave, wave], 1), 22050)  # stereo, 22.05 kHz
-    rc = main(["animate", "--checkpoint", str(out / "checkpoints" / "last.ckpt"), "--audio", str(tmp_path / "speech.wav"),
-               "--output-dir", str(tmp_path / "anim"), "--steps", "5", "--video", "gif", "--size", "96", "--style", "2"])
+    rc = main(
+        [
+            "animate",
+            "--checkpoint",
+            str(out / "checkpoints" / "last.ckpt"),
+            "--audio",
+            str(tmp_path / "speech.wav"),
+            "--output-dir",
+            str(tmp_path / "anim"),
+            "--steps",
+            "5",
+            "--video",
+            "gif",
+            "--size",
+            "96",
+            "--style",
+            "2",
+        ]
+    )
     assert rc == 0
     err = capsys.readouterr().err
     assert "resampled from 22050" in err and "mono" in err and "frames/s" in err
@@ -97,17 +135,38 @@ def test_animate_writes_npy_and_video(trained_run, tmp_path, capsys):
     assert v.shape == (44, 300, 3) and np.isfinite(v).all()  # S=74 audio frames -> int(74/50*30)
     assert (tmp_path / "anim" / "speech.gif").stat().st_size > 0
     # a user template (.obj) with the right vertex count is used instead of the stored one
-    tpl = load_checkpoint(out / "checkpoints" / "last.ckpt").geometry.template + np.array([0, 0, 5.0], np.float32)
+    tpl = load_checkpoint(out / "checkpoints" / "last.ckpt").geometry.template + np.array(
+        [0, 0, 5.0], np.float32
+    )
     (tmp_path / "face.obj").write_text("".join(f"v {a} {b} {c}\n" for a, b, c in tpl) + "f 1 2 21\n")
-    rc = main(["animate", "--checkpoint", str(out / "checkpoints" / "last.ckpt"), "--audio", str(tmp_path / "speech.wav"),
-               "--template", str(tmp_path / "face.obj"), "--output-dir", str(tmp_path / "anim2"), "--steps", "3", "--video", "none"])
+    rc = main(
+        [
+            "animate",
+            "--checkpoint",
+            str(out / "checkpoints" / "last.ckpt"),
+            "--audio",
+            str(tmp_path / "speech.wav"),
+            "--template",
+            str(tmp_path / "face.obj"),
+            "--output-dir",
+            str(tmp_path / "anim2"),
+            "--steps",
+            "3",
+            "--video",
+            "none",
+        ]
+    )
     assert rc == 0 and np.load(tmp_path / "anim2" / "speech.npy")[..., 2].mean() > 4
 
 
 def test_bad_inputs(trained_run, tmp_path, capsys):
     out, _ = trained_run
     ck = str(out / "checkpoints" / "last.ckpt")
-    sf.write(str(tmp_path / "ok.wav"), (0.3 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32), 16000)
+    sf.write(
+        str(tmp_path / "ok.wav"),
+        (0.3 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32),
+        16000,
+    )
     ok = str(tmp_path / "ok.wav")
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
     torch.save({"state_dict": {"w": torch.zeros(1)}}, tmp_path / "other.ckpt")
@@ -125,7 +184,10 @@ def test_bad_inputs(trained_run, tmp_path, capsys):
         (["--checkpoint", str(tmp_path / "junk.ckpt"), "--audio", ok], "cannot load checkpoint"),
         (["--checkpoint", str(tmp_path / "other.ckpt"), "--audio", ok], "not a diffspeaker checkpoint"),
         (["--checkpoint", str(tmp_path / "wrongarch.ckpt"), "--audio", ok], "does not match"),
-        (["--checkpoint", ck, "--audio", ok, "--template", str(tmp_path / "small.npy")], "template has 10 vertices"),
+        (
+            ["--checkpoint", ck, "--audio", ok, "--template", str(tmp_path / "small.npy")],
+            "template has 10 vertices",
+        ),
         (["--checkpoint", ck, "--audio", str(tmp_path / "silent.wav")], "silent"),
         (["--checkpoint", ck, "--audio", str(tmp_path / "corrupt.wav")], "cannot read audio"),
         (["--checkpoint", ck, "--audio", ok, "--style", "7"], "out of range"),
@@ -140,9 +202,13 @@ def test_bad_inputs(trained_run, tmp_path, capsys):
 
 
 def test_resume_continues(tmp_path):
-    small = {"data": {"train_clips": 8, "test_clips": 2, "seconds": 1.0}, "model": {"dim": 32, "ff": 64},
-             "sampling": {"steps": 3, "val_steps": 2}, "eval": {"video": False},
-             "trainer": {"max_steps": 4, "enable_progress_bar": False, "check_val_every_n_epoch": 100}}
+    small = {
+        "data": {"train_clips": 8, "test_clips": 2, "seconds": 1.0},
+        "model": {"dim": 32, "ff": 64},
+        "sampling": {"steps": 3, "val_steps": 2},
+        "eval": {"video": False},
+        "trainer": {"max_steps": 4, "enable_progress_bar": False, "check_val_every_n_epoch": 100},
+    }
     from diffspeaker.train import train
 
     train(make_run("diffspeaker", tmp_path, small))
@@ -168,9 +234,30 @@ def test_animate_help(capsys):
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(tmp_path):
-    args = ["--output-dir", str(tmp_path), "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
-            "--trainer.max_steps", "3", "--data.train_clips", "8", "--data.test_clips", "2", "--data.seconds", "1.0",
-            "--sampling.steps", "3", "--eval.video", "false", "--trainer.enable_progress_bar", "false"]
+    args = [
+        "--output-dir",
+        str(tmp_path),
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.devices",
+        "2",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.max_steps",
+        "3",
+        "--data.train_clips",
+        "8",
+        "--data.test_clips",
+        "2",
+        "--data.seconds",
+        "1.0",
+        "--sampling.steps",
+        "3",
+        "--eval.video",
+        "false",
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
     r = run_module("diffspeaker", args, timeout=600, OMP_NUM_THREADS="1")
     assert r.returncode == 0, r.stderr[-3000:]
     m = assert_run_contract(tmp_path)

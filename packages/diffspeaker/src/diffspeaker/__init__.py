@@ -7,10 +7,17 @@ Public API: :class:`DiffSpeaker` (the model), :class:`DiffSpeakerModule` (Lightn
 __version__ = "0.1.0"
 
 _LAZY = {
-    "DiffSpeaker": "diffspeaker.model", "BiasedDenoiser": "diffspeaker.model", "AudioEncoder": "diffspeaker.model",
-    "DiffSpeakerModule": "diffspeaker.module", "load_checkpoint": "diffspeaker.module", "evaluate": "diffspeaker.module",
-    "TalkingFaceDataModule": "diffspeaker.data", "read_audio": "diffspeaker.data", "read_mesh": "diffspeaker.data",
-    "lip_vertex_error": "diffspeaker.metrics", "upper_face_dynamics_deviation": "diffspeaker.metrics",
+    "DiffSpeaker": "diffspeaker.model",
+    "BiasedDenoiser": "diffspeaker.model",
+    "AudioEncoder": "diffspeaker.model",
+    "DiffSpeakerModule": "diffspeaker.module",
+    "load_checkpoint": "diffspeaker.module",
+    "evaluate": "diffspeaker.module",
+    "TalkingFaceDataModule": "diffspeaker.data",
+    "read_audio": "diffspeaker.data",
+    "read_mesh": "diffspeaker.data",
+    "lip_vertex_error": "diffspeaker.metrics",
+    "upper_face_dynamics_deviation": "diffspeaker.metrics",
     "diffspeaker_loss": "diffspeaker.losses",
 }
 

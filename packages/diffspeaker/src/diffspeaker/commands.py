@@ -7,22 +7,55 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from vislab.errors import InputError, VislabError
 
 
 def animate_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="diffspeaker animate", description="Animate a face mesh from speech with a trained DiffSpeaker checkpoint.")
-    p.add_argument("--checkpoint", required=True, type=Path, help="a .ckpt written by `diffspeaker` training (e.g. RUN/checkpoints/last.ckpt)")
-    p.add_argument("--audio", required=True, type=Path, help="speech file (.wav/.flac); stereo is averaged, other rates resampled to 16 kHz")
-    p.add_argument("--template", type=Path, default=None, help="neutral mesh (.npy (V,3), .ply or .obj) with the checkpoint's vertex count "
-                   "(default: the template stored in the checkpoint, e.g. the synthetic face)")
-    p.add_argument("--style", default="0", help="speaking style: index or name of a training subject (default 0)")
-    p.add_argument("--output-dir", type=Path, default=Path("."), help="where to write <audio stem>.npy and the video (default .)")
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the checkpoint's sampling.steps, 50)")
-    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the checkpoint's)")
+    p = argparse.ArgumentParser(
+        prog="diffspeaker animate",
+        description="Animate a face mesh from speech with a trained DiffSpeaker checkpoint.",
+    )
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        type=Path,
+        help="a .ckpt written by `diffspeaker` training (e.g. RUN/checkpoints/last.ckpt)",
+    )
+    p.add_argument(
+        "--audio",
+        required=True,
+        type=Path,
+        help="speech file (.wav/.flac); stereo is averaged, other rates resampled to 16 kHz",
+    )
+    p.add_argument(
+        "--template",
+        type=Path,
+        default=None,
+        help="neutral mesh (.npy (V,3), .ply or .obj) with the checkpoint's vertex count "
+        "(default: the template stored in the checkpoint, e.g. the synthetic face)",
+    )
+    p.add_argument(
+        "--style", default="0", help="speaking style: index or name of a training subject (default 0)"
+    )
+    p.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("."),
+        help="where to write <audio stem>.npy and the video (default .)",
+    )
+    p.add_argument(
+        "--steps", type=int, default=None, help="DDIM steps (default: the checkpoint's sampling.steps, 50)"
+    )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="classifier-free guidance scale (default: the checkpoint's)",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--video", choices=["mp4", "gif", "none"], default="mp4", help="video format (mp4 carries the audio)")
+    p.add_argument(
+        "--video", choices=["mp4", "gif", "none"], default="mp4", help="video format (mp4 carries the audio)"
+    )
     p.add_argument("--size", type=int, default=320, help="video frame size in pixels")
     p.add_argument("--device", default=None, help="cpu or cuda (default: best available)")
     return p
@@ -34,23 +67,27 @@ def resolve_style(style: str, styles: list[str], n_styles: int) -> int:
     try:
         k = int(style)
     except ValueError:
-        raise VislabError(f"--style {style!r}: not an index or a training style ({', '.join(styles)})") from None
+        raise VislabError(
+            f"--style {style!r}: not an index or a training style ({', '.join(styles)})"
+        ) from None
     if not 0 <= k < n_styles:
-        raise VislabError(f"--style {k}: out of range, the checkpoint has {n_styles} styles ({', '.join(styles)})")
+        raise VislabError(
+            f"--style {k}: out of range, the checkpoint has {n_styles} styles ({', '.join(styles)})"
+        )
     return k
 
 
 def animate_main(argv: list[str]) -> int:
     args = animate_parser().parse_args(argv)
     import torch
+    from vislab import runtime
+    from vislab.io import atomic_path
+    from vislab.run import console
 
     from diffspeaker.data import read_audio, read_mesh
     from diffspeaker.model import demo_frame_count
     from diffspeaker.module import load_checkpoint
     from diffspeaker.render import render_sequence, save_video
-    from vislab import runtime
-    from vislab.io import atomic_path
-    from vislab.run import console
 
     con = console()
     module = load_checkpoint(args.checkpoint)
@@ -61,13 +98,20 @@ def animate_main(argv: list[str]) -> int:
     faces = g.faces if g is not None else None
     if args.template is not None:
         tpl, tfaces = read_mesh(args.template)
-        faces = tfaces if tfaces is not None else (faces if faces is not None and len(tpl) * 3 == n_feats else None)
+        faces = (
+            tfaces
+            if tfaces is not None
+            else (faces if faces is not None and len(tpl) * 3 == n_feats else None)
+        )
     elif g is not None:
         tpl = g.template
     else:
         raise VislabError("this checkpoint stores no template mesh: pass --template")
     if tpl.size != n_feats:
-        raise InputError(args.template or args.checkpoint, f"template has {len(tpl)} vertices, the checkpoint expects {n_feats // 3}")
+        raise InputError(
+            args.template or args.checkpoint,
+            f"template has {len(tpl)} vertices, the checkpoint expects {n_feats // 3}",
+        )
     k = resolve_style(args.style, g.styles if g is not None else [], n_styles)
     fps = g.fps if g is not None else float(module.hparams["model"].get("fps", 30.0))
     if args.steps is not None:
@@ -82,8 +126,14 @@ def animate_main(argv: list[str]) -> int:
     T = demo_frame_count(S, fps)
     style = torch.zeros(1, n_styles)
     style[0, k] = 1
-    batch = {"audio": wave, "audio_len": lengths, "n_frames": torch.tensor([T]), "style": style,
-             "frame_mask": torch.ones(1, T, dtype=torch.bool), "template": torch.as_tensor(tpl.reshape(1, -1))}
+    batch = {
+        "audio": wave,
+        "audio_len": lengths,
+        "n_frames": torch.tensor([T]),
+        "style": style,
+        "frame_mask": torch.ones(1, T, dtype=torch.bool),
+        "template": torch.as_tensor(tpl.reshape(1, -1)),
+    }
     t0 = time.perf_counter()
     with torch.no_grad():
         verts = module.generate(batch, seed=args.seed)[0].cpu().numpy().reshape(T, -1, 3).astype(np.float32)
@@ -96,8 +146,10 @@ def animate_main(argv: list[str]) -> int:
     with atomic_path(npy) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, verts)
-    con.print(f"{T} frames ({len(audio) / 16000:.2f} s of audio, {fps:g} fps) in {secs:.2f} s = {T / secs:.1f} frames/s "
-              f"({module.sampling['steps']} DDIM steps, all frames in parallel) -> {npy}  [(T,V,3) = {verts.shape}]")
+    con.print(
+        f"{T} frames ({len(audio) / 16000:.2f} s of audio, {fps:g} fps) in {secs:.2f} s = {T / secs:.1f} frames/s "
+        f"({module.sampling['steps']} DDIM steps, all frames in parallel) -> {npy}  [(T,V,3) = {verts.shape}]"
+    )
     if args.video != "none":
         frames = render_sequence(verts, faces, size=args.size)
         vid = out / f"{args.audio.stem}.{args.video}"
@@ -105,40 +157,74 @@ def animate_main(argv: list[str]) -> int:
             save_video(frames, vid, fps, audio=audio if args.video == "mp4" else None)
         except Exception as e:  # noqa: BLE001 - no ffmpeg: fall back to GIF
             vid = out / f"{args.audio.stem}.gif"
-            con.print(f"[yellow]note[/yellow]: mp4 writing failed ({e.__class__.__name__}); writing a GIF instead")
+            con.print(
+                f"[yellow]note[/yellow]: mp4 writing failed ({e.__class__.__name__}); writing a GIF instead"
+            )
             save_video(frames, vid, fps)
         con.print(f"video -> {vid}")
     return 0
 
 
 def convert_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="diffspeaker convert", description="Convert an official theEricMa/DiffSpeaker checkpoint into a diffspeaker checkpoint.")
-    p.add_argument("--official", required=True, type=Path, help="official .ckpt (e.g. vocaset/wav2vec2.ckpt from the authors' release)")
-    p.add_argument("--dataset", required=True, choices=["vocaset", "biwi"], help="which dataset the checkpoint was trained on")
+    p = argparse.ArgumentParser(
+        prog="diffspeaker convert",
+        description="Convert an official theEricMa/DiffSpeaker checkpoint into a diffspeaker checkpoint.",
+    )
+    p.add_argument(
+        "--official",
+        required=True,
+        type=Path,
+        help="official .ckpt (e.g. vocaset/wav2vec2.ckpt from the authors' release)",
+    )
+    p.add_argument(
+        "--dataset",
+        required=True,
+        choices=["vocaset", "biwi"],
+        help="which dataset the checkpoint was trained on",
+    )
     p.add_argument("--out", required=True, type=Path, help="where to write the converted .ckpt")
-    p.add_argument("--data-root", type=Path, default=None, help="dataset folder: stores lip/upper-face regions, faces and a template for animate/eval")
-    p.add_argument("--audio-encoder", type=Path, default=None, help="local transformers folder whose config.json describes the backbone (default: wav2vec2-base sizes)")
+    p.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="dataset folder: stores lip/upper-face regions, faces and a template for animate/eval",
+    )
+    p.add_argument(
+        "--audio-encoder",
+        type=Path,
+        default=None,
+        help="local transformers folder whose config.json describes the backbone (default: wav2vec2-base sizes)",
+    )
     return p
 
 
 def convert_main(argv: list[str]) -> int:
     args = convert_parser().parse_args(argv)
-    from diffspeaker.data import TalkingFaceFolder
-    from diffspeaker.module import CKPT_MARK, FORMAT_VERSION, from_official_checkpoint
     from vislab.io import require_dir, require_file, save_torch
     from vislab.run import console
+
+    from diffspeaker.data import TalkingFaceFolder
+    from diffspeaker.module import CKPT_MARK, FORMAT_VERSION, from_official_checkpoint
 
     audio_config = None
     if args.audio_encoder is not None:
         import json
 
-        audio_config = json.loads(require_file(require_dir(args.audio_encoder, "audio encoder folder") / "config.json", "config.json").read_text())
+        audio_config = json.loads(
+            require_file(
+                require_dir(args.audio_encoder, "audio encoder folder") / "config.json", "config.json"
+            ).read_text()
+        )
     geometry = None
     if args.data_root is not None:
         geometry = TalkingFaceFolder(args.data_root, args.dataset, "train").geometry()
     module = from_official_checkpoint(args.official, args.dataset, audio_config, geometry)
     module.hparams["model"]["fps"] = 30.0 if args.dataset == "vocaset" else 25.0
-    ck = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams), CKPT_MARK: FORMAT_VERSION}
+    ck = {
+        "state_dict": module.state_dict(),
+        "hyper_parameters": dict(module.hparams),
+        CKPT_MARK: FORMAT_VERSION,
+    }
     module.on_save_checkpoint(ck)
     save_torch(ck, args.out)
     console().print(f"converted {args.official} ({args.dataset}) -> {args.out}")

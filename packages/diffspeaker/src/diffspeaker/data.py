@@ -15,15 +15,22 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
-
 from vislab.errors import InputError, VislabError
 from vislab.io import require_dir, require_file
 
 SAMPLE_RATE = 16000
 
 VOCASET_SPLITS = {
-    "train": ["FaceTalk_170728_03272_TA", "FaceTalk_170904_00128_TA", "FaceTalk_170725_00137_TA", "FaceTalk_170915_00223_TA",
-              "FaceTalk_170811_03274_TA", "FaceTalk_170913_03279_TA", "FaceTalk_170904_03276_TA", "FaceTalk_170912_03278_TA"],
+    "train": [
+        "FaceTalk_170728_03272_TA",
+        "FaceTalk_170904_00128_TA",
+        "FaceTalk_170725_00137_TA",
+        "FaceTalk_170915_00223_TA",
+        "FaceTalk_170811_03274_TA",
+        "FaceTalk_170913_03279_TA",
+        "FaceTalk_170904_03276_TA",
+        "FaceTalk_170912_03278_TA",
+    ],
     "val": ["FaceTalk_170811_03275_TA", "FaceTalk_170908_03277_TA"],
     "test": ["FaceTalk_170809_00138_TA", "FaceTalk_170731_00024_TA"],
 }
@@ -59,7 +66,10 @@ def read_audio(path: str | Path, resample: bool = True, log=None) -> np.ndarray:
     wave = wave[:, 0]
     if sr != SAMPLE_RATE:
         if not resample:
-            raise InputError(p, f"sample rate is {sr} Hz, expected {SAMPLE_RATE} Hz (resample the file or set data.resample_audio true)")
+            raise InputError(
+                p,
+                f"sample rate is {sr} Hz, expected {SAMPLE_RATE} Hz (resample the file or set data.resample_audio true)",
+            )
         from math import gcd
 
         from scipy.signal import resample_poly
@@ -133,7 +143,10 @@ def read_index_file(path: str | Path) -> np.ndarray:
     """Vertex indices from a BIWI region file (', '-separated integers)."""
     p = require_file(path, "region file")
     try:
-        idx = np.array([int(x) for x in p.read_text().replace("\n", ",").replace(" ", "").split(",") if x], dtype=np.int64)
+        idx = np.array(
+            [int(x) for x in p.read_text().replace("\n", ",").replace(" ", "").split(",") if x],
+            dtype=np.int64,
+        )
     except ValueError as e:
         raise InputError(p, f"region file must hold comma-separated integers ({e})") from None
     if idx.size == 0:
@@ -170,7 +183,9 @@ class Geometry:
         )
 
 
-def synthetic_face(cols: int = 20, rows: int = 15) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def synthetic_face(
+    cols: int = 20, rows: int = 15
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A curved grid face: vertices (rows*cols,3), faces, lip indices, upper-face indices, mouth direction (V,3).
 
     The lips are a lower-central box (|x|<=0.42, -0.75<=y<=-0.15); the upper lip moves up, the lower lip
@@ -221,7 +236,7 @@ def frame_envelope(wave: np.ndarray, n_frames: int, fps: float, window: int = 53
     env = np.zeros(n_frames, dtype=np.float32)
     for t in range(n_frames):
         c = int(round(t * SAMPLE_RATE / fps))
-        seg = wave[max(0, c - window // 2): c + window // 2 + 1]
+        seg = wave[max(0, c - window // 2) : c + window // 2 + 1]
         env[t] = np.sqrt(np.mean(seg.astype(np.float64) ** 2)) if len(seg) else 0.0
     return env
 
@@ -233,7 +248,15 @@ class SyntheticTalkingFaces(Dataset):
     k_style = 0.6 + 0.2 * id; plus a 0.5 Hz, 0.02 "blink" on the upper face (keeps FDD defined).
     """
 
-    def __init__(self, n_clips: int, seed: int, seconds: float = 2.0, fps: float = 30.0, n_styles: int = 3, amplitude: float = 1.0):
+    def __init__(
+        self,
+        n_clips: int,
+        seed: int,
+        seconds: float = 2.0,
+        fps: float = 30.0,
+        n_styles: int = 3,
+        amplitude: float = 1.0,
+    ):
         verts, faces, lips, upper, direction = synthetic_face()
         self.geometry = Geometry(verts, faces, lips, upper, fps, [f"style{i}" for i in range(n_styles)])
         rng = np.random.default_rng(seed)
@@ -247,13 +270,22 @@ class SyntheticTalkingFaces(Dataset):
             env = np.clip(3.0 * frame_envelope(wave, T, fps), 0, 2.0)
             sid = i % n_styles
             k = 0.6 + 0.2 * sid
-            offs = amplitude * k * env[:, None, None] * direction[None] + np.sin(2 * np.pi * 0.5 * t)[:, None, None] * blink[None]
+            offs = (
+                amplitude * k * env[:, None, None] * direction[None]
+                + np.sin(2 * np.pi * 0.5 * t)[:, None, None] * blink[None]
+            )
             style = np.zeros(n_styles, dtype=np.float32)
             style[sid] = 1
-            self.items.append({
-                "audio": wave, "vertices": (verts[None] + offs).reshape(T, -1).astype(np.float32),
-                "template": verts.reshape(-1).copy(), "style": style, "name": f"clip{seed}_{i:03d}", "subject": f"style{sid}",
-            })
+            self.items.append(
+                {
+                    "audio": wave,
+                    "vertices": (verts[None] + offs).reshape(T, -1).astype(np.float32),
+                    "template": verts.reshape(-1).copy(),
+                    "style": style,
+                    "name": f"clip{seed}_{i:03d}",
+                    "subject": f"style{sid}",
+                }
+            )
 
     def __len__(self) -> int:
         return len(self.items)
@@ -271,7 +303,15 @@ class TalkingFaceFolder(Dataset):
     the last two digits. Missing npy are skipped. VOCASET vertices (60 fps) keep every 2nd frame.
     """
 
-    def __init__(self, root: str | Path, kind: str, split: str, resample_audio: bool = True, subjects: list[str] | None = None, log=None):
+    def __init__(
+        self,
+        root: str | Path,
+        kind: str,
+        split: str,
+        resample_audio: bool = True,
+        subjects: list[str] | None = None,
+        log=None,
+    ):
         if kind not in ("vocaset", "biwi"):
             raise VislabError(f"data.source must be synthetic, vocaset or biwi, got {kind!r}")
         self.root = require_dir(root, f"{kind} dataset root")
@@ -300,8 +340,11 @@ class TalkingFaceFolder(Dataset):
                     raise InputError(tpl_path, f"no template for subject {subj}")
                 self.files.append((w, npy, subj))
         if not self.files:
-            raise InputError(self.root, f"no {kind} {split} samples (subjects {', '.join(wanted)}, sentences {sentences.start}-{sentences.stop - 1}, "
-                             "need wav/<subj>_sentenceNN.wav with vertices_npy/<same>.npy)")
+            raise InputError(
+                self.root,
+                f"no {kind} {split} samples (subjects {', '.join(wanted)}, sentences {sentences.start}-{sentences.stop - 1}, "
+                "need wav/<subj>_sentenceNN.wav with vertices_npy/<same>.npy)",
+            )
         self.n_feats = int(np.asarray(self.templates[self.files[0][2]]).size)
 
     def style_for(self, subj: str) -> np.ndarray | None:
@@ -331,7 +374,15 @@ class TalkingFaceFolder(Dataset):
         if style is None:
             style = np.zeros(len(self.train_subjects), dtype=np.float32)
             style[0] = 1
-        return {"audio": audio, "vertices": verts, "template": tpl, "style": style, "name": wav.stem, "subject": subj, "seen": seen}
+        return {
+            "audio": audio,
+            "vertices": verts,
+            "template": tpl,
+            "style": style,
+            "name": wav.stem,
+            "subject": subj,
+            "seen": seen,
+        }
 
     def geometry(self) -> Geometry:
         """Region sets (lips, upper face), faces for rendering, fps and the training styles."""
@@ -341,9 +392,13 @@ class TalkingFaceFolder(Dataset):
                 with open(mp, "rb") as f:
                     masks = pickle.load(f, encoding="latin1")
                 lips = np.asarray(masks["lips"], dtype=np.int64)
-                upper = np.unique(np.concatenate([np.asarray(masks["forehead"]), np.asarray(masks["eye_region"])])).astype(np.int64)
+                upper = np.unique(
+                    np.concatenate([np.asarray(masks["forehead"]), np.asarray(masks["eye_region"])])
+                ).astype(np.int64)
             except Exception as e:  # noqa: BLE001
-                raise InputError(mp, f"cannot read lips/forehead/eye_region masks ({e.__class__.__name__})") from None
+                raise InputError(
+                    mp, f"cannot read lips/forehead/eye_region masks ({e.__class__.__name__})"
+                ) from None
             ply, fps = self.root / "templates" / "FLAME_sample.ply", 30.0
         else:
             lips = read_index_file(self.root / "regions" / "lve.txt")
@@ -353,7 +408,9 @@ class TalkingFaceFolder(Dataset):
         tpl = np.asarray(self.templates[self.files[0][2]], dtype=np.float32).reshape(-1, 3)
         for name, idx in (("lip", lips), ("upper-face", upper)):
             if idx.max() >= len(tpl):
-                raise InputError(self.root, f"{name} region index {idx.max()} out of range for {len(tpl)} vertices")
+                raise InputError(
+                    self.root, f"{name} region index {idx.max()} out of range for {len(tpl)} vertices"
+                )
         return Geometry(tpl, faces, lips, upper, fps, list(self.train_subjects))
 
 
@@ -382,7 +439,7 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     for i, it in enumerate(items):
         audio[i, : len(it["audio"])] = torch.as_tensor(it["audio"])
         verts[i, : len(it["vertices"])] = torch.as_tensor(it["vertices"])
-        verts[i, len(it["vertices"]):] = torch.as_tensor(it["template"])  # padding = template (zero offset)
+        verts[i, len(it["vertices"]) :] = torch.as_tensor(it["template"])  # padding = template (zero offset)
     n_frames = torch.tensor([len(it["vertices"]) for it in items])
     return {
         "audio": audio,
@@ -400,9 +457,23 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 class TalkingFaceDataModule(pl.LightningDataModule):
     """Train/val/test loaders for ``source`` synthetic | vocaset | biwi (``root`` for the real ones)."""
 
-    def __init__(self, source: str = "synthetic", root: str | None = None, batch_size: int = 8, num_workers: int = 0,
-                 train_clips: int = 48, test_clips: int = 8, seconds: float = 2.0, fps: float = 30.0, n_styles: int = 3,
-                 amplitude: float = 1.0, train_repeat: int = 1, resample_audio: bool = True, seed: int = 0, **_: Any):
+    def __init__(
+        self,
+        source: str = "synthetic",
+        root: str | None = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        train_clips: int = 48,
+        test_clips: int = 8,
+        seconds: float = 2.0,
+        fps: float = 30.0,
+        n_styles: int = 3,
+        amplitude: float = 1.0,
+        train_repeat: int = 1,
+        resample_audio: bool = True,
+        seed: int = 0,
+        **_: Any,
+    ):
         super().__init__()
         self.source, self.root, self.batch_size, self.num_workers = source, root, batch_size, num_workers
         self.train_repeat = train_repeat
@@ -426,8 +497,15 @@ class TalkingFaceDataModule(pl.LightningDataModule):
             raise VislabError("the training set is empty")
 
     def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers, collate_fn=collate,
-                          drop_last=False, persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=collate,
+            drop_last=False,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(Repeat(self.train_set, self.train_repeat), True)

@@ -25,7 +25,13 @@ def velocity_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | Non
     return torch.mean(((p[:, 1:] - p[:, :-1]) - (g[:, 1:] - g[:, :-1])) ** 2)
 
 
-def diffspeaker_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None, w_vert: float = 1.0, w_vel: float = 1.0) -> dict[str, torch.Tensor]:
+def diffspeaker_loss(
+    pred: torch.Tensor,
+    gt: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    w_vert: float = 1.0,
+    w_vel: float = 1.0,
+) -> dict[str, torch.Tensor]:
     """L = w_vert L_vert + w_vel L_vel; returns {'loss', 'vertex', 'velocity'}."""
     lv = vertex_loss(pred, gt, mask)
     lvel = velocity_loss(pred, gt, mask)

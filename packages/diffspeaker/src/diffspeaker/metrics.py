@@ -47,10 +47,14 @@ def upper_face_dynamics(motion, upper_idx: Sequence[int]) -> float:
 def upper_face_dynamics_deviation(pred, gt, template, upper_idx: Sequence[int]) -> float:
     """FDD of one sequence: d(gt - template) - d(pred - template) (signed)."""
     tpl = _as_tvc(torch.as_tensor(np.asarray(template)).reshape(1, -1))[0]
-    return upper_face_dynamics(_as_tvc(gt) - tpl, upper_idx) - upper_face_dynamics(_as_tvc(pred) - tpl, upper_idx)
+    return upper_face_dynamics(_as_tvc(gt) - tpl, upper_idx) - upper_face_dynamics(
+        _as_tvc(pred) - tpl, upper_idx
+    )
 
 
-def aggregate(per_sequence: Sequence[Sequence[float]], lengths: Sequence[int] | None = None) -> dict[str, float]:
+def aggregate(
+    per_sequence: Sequence[Sequence[float]], lengths: Sequence[int] | None = None
+) -> dict[str, float]:
     """``per_sequence[i]`` = values of sequence i over the styles it was generated with.
 
     Returns {'mean': plain mean over sequences of the style means, 'weighted': frame-weighted mean}.

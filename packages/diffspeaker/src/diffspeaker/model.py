@@ -21,7 +21,9 @@ from torch import nn
 # --------------------------------------------------------------------------- audio
 
 
-def normalize_waveform(wave: torch.Tensor, lengths: torch.Tensor | None = None, eps: float = 1e-7) -> torch.Tensor:
+def normalize_waveform(
+    wave: torch.Tensor, lengths: torch.Tensor | None = None, eps: float = 1e-7
+) -> torch.Tensor:
     """Zero-mean unit-variance normalisation per utterance (wav2vec2 feature-extractor rule).
 
     ``wave``: (B,N) float; ``lengths``: (B,) valid samples (padding stays 0).
@@ -36,7 +38,14 @@ def normalize_waveform(wave: torch.Tensor, lengths: torch.Tensor | None = None, 
     return out
 
 
-def tiny_audio_config(kind: str = "wav2vec2", hidden: int = 32, layers: int = 2, heads: int = 2, intermediate: int = 64, conv_dim: int = 16) -> dict[str, Any]:
+def tiny_audio_config(
+    kind: str = "wav2vec2",
+    hidden: int = 32,
+    layers: int = 2,
+    heads: int = 2,
+    intermediate: int = 64,
+    conv_dim: int = 16,
+) -> dict[str, Any]:
     """A random-init Wav2Vec2/HuBERT config for tests and the embedded default.
 
     Conv kernels (10,3,3,3,3,2,2) and strides (5,2,2,2,2,2,2) are kept so 16 kHz audio still
@@ -65,7 +74,6 @@ def build_backbone(config: dict[str, Any] | None = None, path: str | None = None
     HuBERT and wav2vec2 share keys and forward, so either class reproduces the official model.
     """
     from transformers import AutoConfig, HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2Model
-
     from vislab.errors import InputError
     from vislab.io import require_dir
 
@@ -77,12 +85,16 @@ def build_backbone(config: dict[str, Any] | None = None, path: str | None = None
             cfg = AutoConfig.from_pretrained(str(d), local_files_only=True)
             cls = HubertModel if cfg.model_type == "hubert" else Wav2Vec2Model
             if cfg.model_type not in ("hubert", "wav2vec2"):
-                raise InputError(d, f"audio encoder must be wav2vec2 or hubert, got model_type={cfg.model_type!r}")
+                raise InputError(
+                    d, f"audio encoder must be wav2vec2 or hubert, got model_type={cfg.model_type!r}"
+                )
             return cls.from_pretrained(str(d), local_files_only=True)
         except InputError:
             raise
         except Exception as e:  # noqa: BLE001
-            raise InputError(d, f"cannot load audio encoder ({e.__class__.__name__}: {str(e)[:200]})") from None
+            raise InputError(
+                d, f"cannot load audio encoder ({e.__class__.__name__}: {str(e)[:200]})"
+            ) from None
     cfg = dict(config or tiny_audio_config())
     kind = cfg.pop("model_type", "wav2vec2")
     for k in ("architectures", "transformers_version", "_name_or_path"):
@@ -102,7 +114,9 @@ def align_audio_to_frames(feats: torch.Tensor, feat_lengths: list[int], n_frames
     out = feats.new_zeros(B, max(n_frames), A)
     for i in range(B):
         f = feats[i, : feat_lengths[i]].transpose(0, 1)[None]  # (1,A,S_i)
-        out[i, : n_frames[i]] = F.interpolate(f, size=n_frames[i], mode="linear", align_corners=True)[0].transpose(0, 1)
+        out[i, : n_frames[i]] = F.interpolate(f, size=n_frames[i], mode="linear", align_corners=True)[
+            0
+        ].transpose(0, 1)
     return out
 
 
@@ -131,7 +145,9 @@ class AudioEncoder(nn.Module):
         """Audio frames S_i produced for ``lengths`` samples (conv arithmetic of the backbone)."""
         return [int(x) for x in self.backbone._get_feat_extract_output_lengths(lengths.cpu()).tolist()]
 
-    def encode(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, list[int]]:
+    def encode(
+        self, wave: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list[int]]:
         """Raw features (B,S,A) of normalised audio and the valid lengths S_i."""
         if lengths is None:
             lengths = torch.full((wave.shape[0],), wave.shape[1], dtype=torch.long)
@@ -171,7 +187,9 @@ def periodic_bias(T: int, period: int) -> torch.Tensor:
     return torch.where(j <= i, past, future).float()
 
 
-def biased_self_attention_mask(n_heads: int, T: int, period: int, n_tokens: int = 2, attn_scale: float = 1.0) -> torch.Tensor:
+def biased_self_attention_mask(
+    n_heads: int, T: int, period: int, n_tokens: int = 2, attn_scale: float = 1.0
+) -> torch.Tensor:
     """B_self (H, T, n_tokens+T): m_h * b(i,j), with ``n_tokens`` zero columns prepended for the
     style and time keys. ``attn_scale`` 0: no bias (zeros); < 0: also -inf above the diagonal
     (causal, FaceFormer style; the official code's ``tgt_attn_scale`` switch)."""
@@ -247,9 +265,9 @@ class DiffusionStepEmbedding(nn.Module):
 class BiasedDecoderLayer(nn.Module):
     """Pre-norm decoder layer with prepended condition tokens c (B,2,D) (style, time; not normed).
 
-        x += SelfAttn(q=LN1 x, kv=[c; LN1 x], float mask B_self (B*H,T,T+2))
-        x += CrossAttn(q=LN2 x, kv=[c; m], mask M_cross (T,T+2))
-        x += FF(LN3 x)                                   (GELU, dropout)
+    x += SelfAttn(q=LN1 x, kv=[c; LN1 x], float mask B_self (B*H,T,T+2))
+    x += CrossAttn(q=LN2 x, kv=[c; m], mask M_cross (T,T+2))
+    x += FF(LN3 x)                                   (GELU, dropout)
     """
 
     def __init__(self, dim: int, heads: int, ff: int, dropout: float = 0.1):
@@ -260,7 +278,14 @@ class BiasedDecoderLayer(nn.Module):
         self.ff = nn.Sequential(nn.Linear(dim, ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff, dim))
         self.drop1, self.drop2, self.drop3 = nn.Dropout(dropout), nn.Dropout(dropout), nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor, tokens: torch.Tensor, self_mask: torch.Tensor, cross_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor,
+        tokens: torch.Tensor,
+        self_mask: torch.Tensor,
+        cross_mask: torch.Tensor,
+    ) -> torch.Tensor:
         h = self.norm1(x)
         kv = torch.cat([tokens, h], dim=1)
         x = x + self.drop1(self.self_attn(h, kv, kv, attn_mask=self_mask, need_weights=False)[0])
@@ -277,9 +302,21 @@ class BiasedDenoiser(nn.Module):
     c_l = [s_l, e_l] (chunks of the style and time embeddings); output head Linear(D->3V) zero-init.
     """
 
-    def __init__(self, n_feats: int, audio_dim: int = 768, dim: int = 512, ff: int = 1024, heads: int = 4, layers: int = 1,
-                 dropout: float = 0.1, period: int = 30, n_styles: int = 8, time_sin_dim: int = 768, self_attn_scale: float = 1.0,
-                 cross_alignment: bool = True):
+    def __init__(
+        self,
+        n_feats: int,
+        audio_dim: int = 768,
+        dim: int = 512,
+        ff: int = 1024,
+        heads: int = 4,
+        layers: int = 1,
+        dropout: float = 0.1,
+        period: int = 30,
+        n_styles: int = 8,
+        time_sin_dim: int = 768,
+        self_attn_scale: float = 1.0,
+        cross_alignment: bool = True,
+    ):
         super().__init__()
         self.dim, self.heads, self.layers_n, self.period = dim, heads, layers, period
         self.self_attn_scale, self.cross_alignment = self_attn_scale, cross_alignment
@@ -293,7 +330,9 @@ class BiasedDenoiser(nn.Module):
         nn.init.zeros_(self.motion_decoder.weight)
         nn.init.zeros_(self.motion_decoder.bias)
 
-    def masks(self, B: int, T: int, frame_mask: torch.Tensor | None, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def masks(
+        self, B: int, T: int, frame_mask: torch.Tensor | None, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Additive float masks: self (B*H,T,T+2) batch-major, cross (B*H,T,T+2); key padding -inf."""
         self_m = biased_self_attention_mask(self.heads, T, self.period, 2, self.self_attn_scale).to(device)
         self_m = self_m[None].expand(B, -1, -1, -1)
@@ -310,7 +349,14 @@ class BiasedDenoiser(nn.Module):
             cross_m = cross_m + pad
         return self_m.reshape(B * self.heads, T, T + 2), cross_m.reshape(B * self.heads, T, T + 2)
 
-    def forward(self, x_t: torch.Tensor, audio: torch.Tensor, t: torch.Tensor, style: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x_t: torch.Tensor,
+        audio: torch.Tensor,
+        t: torch.Tensor,
+        style: torch.Tensor,
+        frame_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """x_t (B,T,3V), audio (B,T,A) aligned features, t (B,) steps, style (B,n_ids) one-hot,
         frame_mask (B,T) True on valid frames -> x0_hat (B,T,3V)."""
         B, T, _ = x_t.shape
@@ -362,7 +408,9 @@ def make_ddim(train_steps: int = 1000, steps: int = 50):
     return s
 
 
-def ddim_step(sched, x0_hat: torch.Tensor, t: int, x_t: torch.Tensor, variant: str = "standard") -> torch.Tensor:
+def ddim_step(
+    sched, x0_hat: torch.Tensor, t: int, x_t: torch.Tensor, variant: str = "standard"
+) -> torch.Tensor:
     """One deterministic DDIM step (eta 0) from the x0 prediction, with abar_prev = abar_{t-k} (abar_0 at the end).
 
     * ``standard`` (DDIM paper; diffusers >= 0.12): eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t),
@@ -396,15 +444,25 @@ class DiffSpeaker(nn.Module):
     cross_alignment, train_steps, offset_scale; ``audio`` is the backbone config dict.
     """
 
-    def __init__(self, cfg: dict[str, Any], audio_config: dict[str, Any] | None = None, audio_path: str | None = None):
+    def __init__(
+        self, cfg: dict[str, Any], audio_config: dict[str, Any] | None = None, audio_path: str | None = None
+    ):
         super().__init__()
         self.cfg = dict(cfg)
         backbone = build_backbone(audio_config, audio_path)
         self.audio_encoder = AudioEncoder(backbone, freeze_cnn=cfg.get("freeze_cnn", True))
         self.denoiser = BiasedDenoiser(
-            n_feats=cfg["n_feats"], audio_dim=self.audio_encoder.dim, dim=cfg["dim"], ff=cfg["ff"], heads=cfg["heads"],
-            layers=cfg["layers"], dropout=cfg.get("dropout", 0.1), period=cfg["period"], n_styles=cfg["n_styles"],
-            time_sin_dim=cfg.get("time_sin_dim", 768), self_attn_scale=cfg.get("self_attn_scale", 1.0),
+            n_feats=cfg["n_feats"],
+            audio_dim=self.audio_encoder.dim,
+            dim=cfg["dim"],
+            ff=cfg["ff"],
+            heads=cfg["heads"],
+            layers=cfg["layers"],
+            dropout=cfg.get("dropout", 0.1),
+            period=cfg["period"],
+            n_styles=cfg["n_styles"],
+            time_sin_dim=cfg.get("time_sin_dim", 768),
+            self_attn_scale=cfg.get("self_attn_scale", 1.0),
             cross_alignment=cfg.get("cross_alignment", True),
         )
         self.train_steps = int(cfg.get("train_steps", 1000))
@@ -420,7 +478,9 @@ class DiffSpeaker(nn.Module):
         a = self.alphas_cumprod.to(x0.device)[t].view(-1, *([1] * (x0.dim() - 1)))
         return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
-    def training_prediction(self, batch: dict[str, torch.Tensor], p_uncond: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    def training_prediction(
+        self, batch: dict[str, torch.Tensor], p_uncond: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One DDPM training draw: returns (predicted offsets, target offsets), both (B,T,3V) unscaled."""
         wave = batch["audio"]
         if p_uncond > 0:
@@ -435,9 +495,19 @@ class DiffSpeaker(nn.Module):
         return pred / self.offset_scale, x0 / self.offset_scale
 
     @torch.no_grad()
-    def sample(self, audio: torch.Tensor, audio_len: torch.Tensor | None, n_frames: list[int], style: torch.Tensor,
-               steps: int = 50, guidance: float = 0.0, smooth: bool = False, generator: torch.Generator | None = None,
-               frame_mask: torch.Tensor | None = None, variant: str = "standard") -> torch.Tensor:
+    def sample(
+        self,
+        audio: torch.Tensor,
+        audio_len: torch.Tensor | None,
+        n_frames: list[int],
+        style: torch.Tensor,
+        steps: int = 50,
+        guidance: float = 0.0,
+        smooth: bool = False,
+        generator: torch.Generator | None = None,
+        frame_mask: torch.Tensor | None = None,
+        variant: str = "standard",
+    ) -> torch.Tensor:
         """DDIM (eta 0) from N(0,I); audio encoded once. Returns offsets (B, max T, 3V).
 
         ``variant``: see :func:`ddim_step` ("official" reproduces the released numbers).
@@ -449,7 +519,10 @@ class DiffSpeaker(nn.Module):
         cond = self.audio_encoder(audio, audio_len, n_frames)
         uncond = self.audio_encoder(torch.zeros_like(audio), audio_len, n_frames) if guidance > 0 else None
         if frame_mask is None:
-            frame_mask = torch.arange(T, device=audio.device)[None] < torch.tensor(n_frames, device=audio.device)[:, None]
+            frame_mask = (
+                torch.arange(T, device=audio.device)[None]
+                < torch.tensor(n_frames, device=audio.device)[:, None]
+            )
         sched = make_ddim(self.train_steps, steps)
         n_feats = self.denoiser.motion_decoder.out_features
         x = torch.randn(B, T, n_feats, generator=generator, device="cpu").to(audio.device)

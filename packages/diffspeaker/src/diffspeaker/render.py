@@ -11,8 +11,13 @@ from pathlib import Path
 import numpy as np
 
 
-def render_sequence(verts: np.ndarray, faces: np.ndarray | None, size: int = 256, title: str | None = None,
-                    color: tuple[float, float, float] = (0.75, 0.72, 0.68)) -> list[np.ndarray]:
+def render_sequence(
+    verts: np.ndarray,
+    faces: np.ndarray | None,
+    size: int = 256,
+    title: str | None = None,
+    color: tuple[float, float, float] = (0.75, 0.72, 0.68),
+) -> list[np.ndarray]:
     """Render every frame of ``verts`` (T,V,3) looking along -z with x right, y up; fixed framing."""
     import matplotlib
 
@@ -36,8 +41,12 @@ def render_sequence(verts: np.ndarray, faces: np.ndarray | None, size: int = 256
     base = np.asarray(color)
     wire = faces is not None and 0 < len(faces) < 3000  # small meshes: show the edges too
     if faces is not None and len(faces):
-        coll = PolyCollection([], edgecolors=(0.25, 0.25, 0.3, 0.6) if wire else "none", linewidths=0.4 if wire else 0.0,
-                              antialiaseds=wire)
+        coll = PolyCollection(
+            [],
+            edgecolors=(0.25, 0.25, 0.3, 0.6) if wire else "none",
+            linewidths=0.4 if wire else 0.0,
+            antialiaseds=wire,
+        )
         ax.add_collection(coll)
     else:
         pts = ax.scatter([], [], s=4)
@@ -48,7 +57,12 @@ def render_sequence(verts: np.ndarray, faces: np.ndarray | None, size: int = 256
             n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
             shade = np.abs(n[:, 2]) / (np.linalg.norm(n, axis=1) + 1e-12)
             order = np.argsort(tri[:, :, 2].mean(1))  # far (small z) first
-            cols = np.clip(base[None] * ((0.6 + 0.4 * shade[order, None]) if wire else (0.25 + 0.75 * shade[order, None])), 0, 1)
+            cols = np.clip(
+                base[None]
+                * ((0.6 + 0.4 * shade[order, None]) if wire else (0.25 + 0.75 * shade[order, None])),
+                0,
+                1,
+            )
             coll.set_verts(tri[order][:, :, :2])
             coll.set_facecolors(np.concatenate([cols, np.ones((len(cols), 1))], 1))
         else:
@@ -65,10 +79,15 @@ def side_by_side(*sequences: list[np.ndarray]) -> list[np.ndarray]:
     return [np.concatenate(fs, axis=1) for fs in zip(*sequences)]
 
 
-def save_video(frames: list[np.ndarray], path: str | Path, fps: float, audio: np.ndarray | None = None, sample_rate: int = 16000) -> Path:
+def save_video(
+    frames: list[np.ndarray],
+    path: str | Path,
+    fps: float,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 16000,
+) -> Path:
     """Write frames as .mp4 (H.264 via imageio-ffmpeg; ``audio`` muxed in when given) or .gif, atomically."""
     import imageio.v2 as imageio
-
     from vislab.io import atomic_path
 
     path = Path(path)
@@ -86,7 +105,9 @@ def save_video(frames: list[np.ndarray], path: str | Path, fps: float, audio: np
         silent = Path(td) / "video.mp4"
         h, w = frames[0].shape[:2]
         frames = [np.pad(f, ((0, h % 2), (0, w % 2), (0, 0))) for f in frames]
-        writer = imageio.get_writer(silent, fps=fps, codec="libx264", macro_block_size=1, pixelformat="yuv420p")
+        writer = imageio.get_writer(
+            silent, fps=fps, codec="libx264", macro_block_size=1, pixelformat="yuv420p"
+        )
         for f in frames:
             writer.append_data(f)
         writer.close()
@@ -96,7 +117,23 @@ def save_video(frames: list[np.ndarray], path: str | Path, fps: float, audio: np
             else:
                 wav = Path(td) / "audio.wav"
                 sf.write(wav, audio, sample_rate)
-                cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(silent), "-i", str(wav), "-c:v", "copy",
-                       "-c:a", "aac", "-shortest", "-f", "mp4", str(tmp)]
+                cmd = [
+                    imageio_ffmpeg.get_ffmpeg_exe(),
+                    "-y",
+                    "-loglevel",
+                    "error",
+                    "-i",
+                    str(silent),
+                    "-i",
+                    str(wav),
+                    "-c:v",
+                    "copy",
+                    "-c:a",
+                    "aac",
+                    "-shortest",
+                    "-f",
+                    "mp4",
+                    str(tmp),
+                ]
                 subprocess.run(cmd, check=True, capture_output=True)
     return path

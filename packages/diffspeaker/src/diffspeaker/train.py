@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from vislab.run import Run
 
 
@@ -17,9 +15,20 @@ def build(config: dict[str, Any]):
     from diffspeaker.module import DiffSpeakerModule
 
     dm = TalkingFaceDataModule(**config["data"], seed=int(config["seed"]))
-    model_cfg = {**config["model"], "n_feats": int(dm.n_feats), "n_styles": len(dm.geometry.styles), "fps": float(dm.geometry.fps)}
-    module = DiffSpeakerModule(model=model_cfg, audio=config["audio"]["config"], optim=config["optim"], loss=config["loss"],
-                               sampling=config["sampling"], audio_path=config["audio"]["path"])
+    model_cfg = {
+        **config["model"],
+        "n_feats": int(dm.n_feats),
+        "n_styles": len(dm.geometry.styles),
+        "fps": float(dm.geometry.fps),
+    }
+    module = DiffSpeakerModule(
+        model=model_cfg,
+        audio=config["audio"]["config"],
+        optim=config["optim"],
+        loss=config["loss"],
+        sampling=config["sampling"],
+        audio_path=config["audio"]["path"],
+    )
     module.geometry = dm.geometry
     return dm, module
 
@@ -40,9 +49,9 @@ def template_only(dataset, geometry) -> dict[str, float]:
 
 def train(run: Run) -> dict[str, Any]:
     import torch
+    from vislab import runtime
 
     from diffspeaker.module import evaluate
-    from vislab import runtime
 
     cfg = run.config
     runtime.setup(int(cfg["seed"]))
@@ -52,7 +61,9 @@ def train(run: Run) -> dict[str, Any]:
     eval_bs = int(cfg["eval"]["batch_size"])
     before: dict[str, Any] = {}
     if main:
-        run.log(f"train clips {len(dm.train_set)}, test clips {len(test_set)}, vertices {dm.n_feats // 3}, styles {len(dm.geometry.styles)}")
+        run.log(
+            f"train clips {len(dm.train_set)}, test clips {len(test_set)}, vertices {dm.n_feats // 3}, styles {len(dm.geometry.styles)}"
+        )
         before = evaluate(module, test_set, batch_size=eval_bs, progress="LVE before training")
     overrides = {}
     if cfg["trainer"].get("strategy") == "ddp":
@@ -67,10 +78,14 @@ def train(run: Run) -> dict[str, Any]:
     after = evaluate(module, test_set, batch_size=eval_bs, progress="LVE after training")
     baseline = template_only(test_set, dm.geometry)
     extra: dict[str, Any] = {
-        "FDD_before": before["FDD"], "FDD_after": after["FDD"],
-        "LVE_weighted_after": after["LVE_weighted"], "FDD_weighted_after": after["FDD_weighted"],
-        "template_only_LVE": baseline["LVE"], "template_only_FDD": baseline["FDD"],
-        "ddim_steps": int(cfg["sampling"]["steps"]), "train_steps": int(trainer.global_step),
+        "FDD_before": before["FDD"],
+        "FDD_after": after["FDD"],
+        "LVE_weighted_after": after["LVE_weighted"],
+        "FDD_weighted_after": after["FDD_weighted"],
+        "template_only_LVE": baseline["LVE"],
+        "template_only_FDD": baseline["FDD"],
+        "ddim_steps": int(cfg["sampling"]["steps"]),
+        "train_steps": int(trainer.global_step),
     }
     if cfg["data"]["source"] == "synthetic":
         extra["mean_lip_opening_by_style"] = style_openings(module, test_set, after["results"])
@@ -80,7 +95,9 @@ def train(run: Run) -> dict[str, Any]:
 
 def lip_opening(verts: np.ndarray, template: np.ndarray, lip_idx: np.ndarray) -> np.ndarray:
     """Per-frame mouth opening: mean |y offset| over lip vertices. verts (T,3V), template (3V,)."""
-    off = (np.asarray(verts).reshape(len(verts), -1, 3) - np.asarray(template).reshape(1, -1, 3))[:, lip_idx, 1]
+    off = (np.asarray(verts).reshape(len(verts), -1, 3) - np.asarray(template).reshape(1, -1, 3))[
+        :, lip_idx, 1
+    ]
     return np.abs(off).mean(1)
 
 
@@ -97,7 +114,9 @@ def style_openings(module, dataset, results: list[dict[str, Any]]) -> dict[str, 
     return {s: {k: float(np.mean(v)) for k, v in d.items()} for s, d in out.items()}
 
 
-def write_pictures(run: Run, module, dm, before: dict[str, Any], after: dict[str, Any], video: bool = True) -> None:
+def write_pictures(
+    run: Run, module, dm, before: dict[str, Any], after: dict[str, Any], video: bool = True
+) -> None:
     """loss curve, lip-opening curves, mesh frames (GT / before / after) and an animation."""
     import matplotlib
 
@@ -109,7 +128,11 @@ def write_pictures(run: Run, module, dm, before: dict[str, Any], after: dict[str
     g = dm.geometry
     ds = dm.test_set
     # 1. loss curve
-    rows = list(csv.DictReader(open(run.out / "logs" / "metrics.csv"))) if (run.out / "logs" / "metrics.csv").is_file() else []
+    rows = (
+        list(csv.DictReader(open(run.out / "logs" / "metrics.csv")))
+        if (run.out / "logs" / "metrics.csv").is_file()
+        else []
+    )
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
     for key in ("train/loss", "train/vertex", "train/velocity"):
         pts = [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
@@ -133,10 +156,19 @@ def write_pictures(run: Run, module, dm, before: dict[str, Any], after: dict[str
         tt = np.arange(len(it["vertices"])) / g.fps
         a = axes[k, 0]
         a.plot(tt, lip_opening(it["vertices"], it["template"], g.lip_idx), "k", label="ground truth")
-        a.plot(tt, lip_opening(before["results"][k]["pred"], it["template"], g.lip_idx), "r--", label="before")
+        a.plot(
+            tt, lip_opening(before["results"][k]["pred"], it["template"], g.lip_idx), "r--", label="before"
+        )
         a.plot(tt, lip_opening(after["results"][k]["pred"], it["template"], g.lip_idx), "g", label="after")
         audio = np.abs(it["audio"])
-        a.fill_between(np.arange(len(audio)) / 16000, 0, audio / max(audio.max(), 1e-9) * a.get_ylim()[1] * 0.9, color="0.85", zorder=0, label="|audio|")
+        a.fill_between(
+            np.arange(len(audio)) / 16000,
+            0,
+            audio / max(audio.max(), 1e-9) * a.get_ylim()[1] * 0.9,
+            color="0.85",
+            zorder=0,
+            label="|audio|",
+        )
         a.set_title(f"{it['name']} ({it['subject']})", fontsize=9)
         a.set_ylabel("lip opening")
     axes[0, 0].legend(fontsize=8, ncol=4)
@@ -148,15 +180,24 @@ def write_pictures(run: Run, module, dm, before: dict[str, Any], after: dict[str
     it = ds[0]
     V = len(it["template"]) // 3
     gt = it["vertices"].reshape(-1, V, 3)
-    seqs = {"ground truth": gt, "before": before["results"][0]["pred"].reshape(-1, V, 3), "after": after["results"][0]["pred"].reshape(-1, V, 3)}
+    seqs = {
+        "ground truth": gt,
+        "before": before["results"][0]["pred"].reshape(-1, V, 3),
+        "after": after["results"][0]["pred"].reshape(-1, V, 3),
+    }
     op = lip_opening(it["vertices"], it["template"], g.lip_idx)
     picks = sorted(np.argsort(op)[-3:].tolist() + [int(np.argmin(op))])
-    grid = [np.concatenate(render_sequence(s[picks], g.faces, size=200, title=name), axis=1) for name, s in seqs.items()]
+    grid = [
+        np.concatenate(render_sequence(s[picks], g.faces, size=200, title=name), axis=1)
+        for name, s in seqs.items()
+    ]
     import imageio.v2 as imageio
 
     imageio.imwrite(run.path("mesh_frames.png"), np.concatenate(grid, axis=0))
     # 4. animation (GT | after)
     if video:
-        frames = side_by_side(render_sequence(gt, g.faces, size=200, title="ground truth"),
-                              render_sequence(seqs["after"], g.faces, size=200, title="DiffSpeaker"))
+        frames = side_by_side(
+            render_sequence(gt, g.faces, size=200, title="ground truth"),
+            render_sequence(seqs["after"], g.faces, size=200, title="DiffSpeaker"),
+        )
         save_video(frames, run.path("animation.gif"), fps=g.fps)
