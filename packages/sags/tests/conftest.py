@@ -12,7 +12,7 @@ def scene():
 
 @pytest.fixture(scope="session")
 def sphere_click(scene):
-    from sags.train import auto_click
+    from sags.scene import auto_click
 
     return auto_click(scene.train_inst[0], 1)
 

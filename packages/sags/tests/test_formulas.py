@@ -5,14 +5,12 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from vislab.errors import VislabError
-
 from sags.cameras import Camera, intrinsics
 from sags.losses import l1, photometric_loss
 from sags.metrics import iou_3d, mask_accuracy, mask_iou, mean_iou_acc
 from sags.render import psnr, ssim
 from sags.segment import SegmentConfig, assign_labels, decompose_view, lift_clicks, vote
+from vislab.errors import VislabError
 
 
 def test_l1_ssim_psnr_loss():
@@ -25,7 +23,9 @@ def test_l1_ssim_psnr_loss():
     # constant images: SSIM = (2·0·0.5 + C1)(C2) / ((0 + 0.25 + C1)(C2)) = C1 / (0.25 + C1)
     c1 = 0.01**2
     m = ssim(a.permute(0, 3, 1, 2), b.permute(0, 3, 1, 2), reduce=False)
-    assert torch.allclose(m[0, :, 5:-5, 5:-5], torch.tensor(c1 / (0.25 + c1)), rtol=1e-4, atol=0)  # away from the zero padding
+    assert torch.allclose(
+        m[0, :, 5:-5, 5:-5], torch.tensor(c1 / (0.25 + c1)), rtol=1e-4, atol=0
+    )  # away from the zero padding
     loss, parts = photometric_loss(a, b, 0.2)
     assert loss.item() == pytest.approx(0.8 * 0.5 + 0.2 * (1 - m.mean().item()), rel=1e-5)
 
@@ -36,7 +36,11 @@ def test_mask_metrics():
     assert mask_iou(p, g) == pytest.approx(1 / 3)
     assert mask_accuracy(p, g) == pytest.approx(0.5)
     assert mean_iou_acc([p, g], [g, g]) == (pytest.approx((1 / 3 + 1) / 2), pytest.approx(0.75))
-    assert iou_3d(torch.tensor([1, 1, 0, 1]).bool(), torch.tensor([1, 0, 0, 1]).bool(), torch.tensor([1, 1, 1, 0]).bool()) == pytest.approx(0.5)
+    assert iou_3d(
+        torch.tensor([1, 1, 0, 1]).bool(),
+        torch.tensor([1, 0, 0, 1]).bool(),
+        torch.tensor([1, 1, 1, 0]).bool(),
+    ) == pytest.approx(0.5)
 
 
 def test_vote_all_and_valid():
@@ -90,8 +94,18 @@ def test_lift_depth_and_bad_clicks():
 
 def test_lift_nearest_picks_front_centre():
     cam = _cam()
-    splats = {"means": torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [2.0, 0.0, 0.0]]), "opacities": torch.zeros(3)}
-    X = lift_clicks(np.array([[10.0, 8.0]]), cam, torch.ones(16, 20), torch.ones(16, 20), splats, SegmentConfig(lift="nearest"))
+    splats = {
+        "means": torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [2.0, 0.0, 0.0]]),
+        "opacities": torch.zeros(3),
+    }
+    X = lift_clicks(
+        np.array([[10.0, 8.0]]),
+        cam,
+        torch.ones(16, 20),
+        torch.ones(16, 20),
+        splats,
+        SegmentConfig(lift="nearest"),
+    )
     assert torch.allclose(X, torch.tensor([[0.0, 0.0, -1.0]]))  # smaller camera z
 
 
@@ -118,13 +132,17 @@ def test_gaussian_decomposition_split_hand_case():
     # Σ₂ major std = 4·0.3 = 1.2 px -> endpoints u = 20 ± 1.8 -> 18.2 and 21.8
     # samples: max(|Δu|)+1 = floor(3.6)+1 = 4 samples at u = 18.2, 19.4, 20.6, 21.8 -> r = 2/4
     r, L = 0.5, 0.9
-    assert torch.allclose(new["means"][0], torch.tensor([0.5 * (1 - r) * L, 0, 0]), atol=1e-5)  # moved towards +x
+    assert torch.allclose(
+        new["means"][0], torch.tensor([0.5 * (1 - r) * L, 0, 0]), atol=1e-5
+    )  # moved towards +x
     assert torch.allclose(new["means"][1], torch.tensor([-0.5 * r * L, 0, 0]), atol=1e-5)
     assert torch.allclose(new["scales"][0].exp(), torch.tensor([0.3 * r, 0.02, 0.02]), atol=1e-6)
     assert torch.allclose(new["scales"][1].exp(), torch.tensor([0.3 * (1 - r), 0.02, 0.02]), atol=1e-6)
     # official mode: one child, all axes ×0.8r
     new, nl, n = decompose_view(s, lab, cam, mask, SegmentConfig(gd_mode="official"))
-    assert nl.tolist() == [1] and torch.allclose(new["scales"][0].exp(), torch.tensor([0.3, 0.02, 0.02]) * 0.8 * r, atol=1e-6)
+    assert nl.tolist() == [1] and torch.allclose(
+        new["scales"][0].exp(), torch.tensor([0.3, 0.02, 0.02]) * 0.8 * r, atol=1e-6
+    )
     # a Gaussian entirely inside the mask is not a boundary one
     new, nl, n = decompose_view(_one_gaussian(2.0), lab, cam, mask, SegmentConfig())
     assert n == 0 and torch.equal(new["means"], _one_gaussian(2.0)["means"])
@@ -134,5 +152,7 @@ def test_gaussian_decomposition_mirror_direction():
     cam = _cam(W=40, H=16, f=20.0)
     mask = np.zeros((16, 40), bool)
     mask[:, :20] = True  # object on the left: the child must move to −x
-    new, _, _ = decompose_view(_one_gaussian(), torch.tensor([1], dtype=torch.int8), cam, mask, SegmentConfig())
+    new, _, _ = decompose_view(
+        _one_gaussian(), torch.tensor([1], dtype=torch.int8), cam, mask, SegmentConfig()
+    )
     assert new["means"][0, 0] < 0 and new["means"][1, 0] > 0

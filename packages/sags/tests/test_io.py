@@ -6,11 +6,17 @@ import numpy as np
 import pytest
 import torch
 from plyfile import PlyData, PlyElement
-
-from vislab.errors import InputError
-
-from sags.cameras import Camera, intrinsics, load_cameras, load_cameras_json, load_transforms_json, look_at, save_cameras_json
+from sags.cameras import (
+    Camera,
+    intrinsics,
+    load_cameras,
+    load_cameras_json,
+    load_transforms_json,
+    look_at,
+    save_cameras_json,
+)
 from sags.gaussians import load_ply, random_splats, save_ply
+from vislab.errors import InputError
 
 
 @pytest.mark.parametrize("deg", [0, 3])
@@ -47,7 +53,22 @@ def _write(path, names, n=3):
 
 
 def test_bad_ply_fields(tmp_path):
-    base = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    base = [
+        "x",
+        "y",
+        "z",
+        "f_dc_0",
+        "f_dc_1",
+        "f_dc_2",
+        "opacity",
+        "scale_0",
+        "scale_1",
+        "scale_2",
+        "rot_0",
+        "rot_1",
+        "rot_2",
+        "rot_3",
+    ]
     _write(tmp_path / "noopa.ply", [n for n in base if n != "opacity"])
     with pytest.raises(InputError, match="opacity"):
         load_ply(tmp_path / "noopa.ply")
@@ -72,7 +93,7 @@ def test_save_ply_is_atomic(tmp_path):
     before = (tmp_path / "a.ply").read_bytes()
     bad = dict(s)
     bad["scales"] = torch.zeros(4, 3)  # wrong row count -> the write fails
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError):
         save_ply(bad, tmp_path / "a.ply")
     assert (tmp_path / "a.ply").read_bytes() == before
 
@@ -89,10 +110,16 @@ def test_cameras_json_round_trip_and_projection(tmp_path):
 
 
 def test_cameras_without_intrinsics(tmp_path):
-    (tmp_path / "cameras.json").write_text(json.dumps([{"id": 0, "width": 4, "height": 4, "position": [0, 0, 0], "rotation": np.eye(3).tolist()}]))
+    (tmp_path / "cameras.json").write_text(
+        json.dumps(
+            [{"id": 0, "width": 4, "height": 4, "position": [0, 0, 0], "rotation": np.eye(3).tolist()}]
+        )
+    )
     with pytest.raises(InputError, match="fx"):
         load_cameras_json(tmp_path / "cameras.json")
-    (tmp_path / "transforms.json").write_text(json.dumps({"frames": [{"file_path": "a", "transform_matrix": np.eye(4).tolist()}], "w": 8, "h": 8}))
+    (tmp_path / "transforms.json").write_text(
+        json.dumps({"frames": [{"file_path": "a", "transform_matrix": np.eye(4).tolist()}], "w": 8, "h": 8})
+    )
     with pytest.raises(InputError, match="intrinsics"):
         load_transforms_json(tmp_path / "transforms.json")
 
@@ -100,7 +127,16 @@ def test_cameras_without_intrinsics(tmp_path):
 def test_transforms_json_opengl_to_opencv(tmp_path):
     c2w = np.eye(4)
     c2w[:3, 3] = [0, 0, 4]  # OpenGL camera at z=4 looking down -z towards the origin
-    (tmp_path / "transforms.json").write_text(json.dumps({"camera_angle_x": 0.8, "w": 10, "h": 10, "frames": [{"file_path": "./r_0", "transform_matrix": c2w.tolist()}]}))
+    (tmp_path / "transforms.json").write_text(
+        json.dumps(
+            {
+                "camera_angle_x": 0.8,
+                "w": 10,
+                "h": 10,
+                "frames": [{"file_path": "./r_0", "transform_matrix": c2w.tolist()}],
+            }
+        )
+    )
     cam = load_transforms_json(tmp_path / "transforms.json")[0]
     uv, z = cam.project(torch.tensor([[0.0, 0.0, 0.0], [0.5, 0.5, 0.0]]))
     assert torch.allclose(z, torch.tensor([4.0, 4.0]))

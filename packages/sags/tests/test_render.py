@@ -3,14 +3,15 @@
 import pytest
 import torch
 from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci, _spherical_harmonics
-
 from sags.render import composite, covariance3d, eval_sh, project, rasterize_torch
 
 
 def _random(n=60, seed=0):
     g = torch.Generator().manual_seed(seed)
     means = torch.randn(n, 3, generator=g) * 0.6
-    means[:3] = torch.tensor([[0, 0, -3.5], [5, 0, 0], [0, 0, -2.995]])  # behind, off-image, at the near plane
+    means[:3] = torch.tensor(
+        [[0, 0, -3.5], [5, 0, 0], [0, 0, -2.995]]
+    )  # behind, off-image, at the near plane
     quats = torch.randn(n, 4, generator=g)
     scales = torch.rand(n, 3, generator=g) * 0.12 + 0.01
     opa = torch.rand(n, generator=g)
@@ -30,7 +31,9 @@ def test_projection_matches_gsplat():
     m, q, s, _, vm, K = _random()
     cov = covariance3d(q, s)
     p = project(m, cov, vm, K, 34, 30)
-    radii, m2d, depths, conics, comp = _fully_fused_projection(m, cov, vm[None], K[None], 34, 30, calc_compensations=True)
+    radii, m2d, depths, conics, comp = _fully_fused_projection(
+        m, cov, vm[None], K[None], 34, 30, calc_compensations=True
+    )
     assert torch.equal(p["radii"], radii[0])
     assert (p["radii"][:3] == 0).all()  # the three culled cases really are culled
     v = (radii[0] > 0).all(-1)
@@ -94,9 +97,28 @@ def test_gradients_and_default_strategy_state():
     from gsplat.strategy import DefaultStrategy
 
     m, q, s, o, vm, K = _random(30, seed=5)
-    params = {k: torch.nn.Parameter(v.clone()) for k, v in {"means": m, "quats": q, "scales": s.log(), "opacities": torch.logit(o.clamp(0.05, 0.95))}.items()}
+    params = {
+        k: torch.nn.Parameter(v.clone())
+        for k, v in {
+            "means": m,
+            "quats": q,
+            "scales": s.log(),
+            "opacities": torch.logit(o.clamp(0.05, 0.95)),
+        }.items()
+    }
     colors = torch.rand(30, 1, 3)
-    out, alpha, info = rasterize_torch(params["means"], params["quats"], params["scales"].exp(), torch.sigmoid(params["opacities"]), colors, vm[None], K[None], 24, 24, sh_degree=0)
+    out, alpha, info = rasterize_torch(
+        params["means"],
+        params["quats"],
+        params["scales"].exp(),
+        torch.sigmoid(params["opacities"]),
+        colors,
+        vm[None],
+        K[None],
+        24,
+        24,
+        sh_degree=0,
+    )
     assert out.shape == (1, 24, 24, 4) and alpha.shape == (1, 24, 24, 1)
     strat = DefaultStrategy()
     state = strat.initialize_state()
@@ -104,7 +126,11 @@ def test_gradients_and_default_strategy_state():
     out[..., :3].sum().backward()
     assert info["means2d"].grad is not None and info["means2d"].grad.abs().sum() > 0
     for k in ("means", "quats", "scales", "opacities"):
-        assert params[k].grad is not None and torch.isfinite(params[k].grad).all() and params[k].grad.abs().sum() > 0
+        assert (
+            params[k].grad is not None
+            and torch.isfinite(params[k].grad).all()
+            and params[k].grad.abs().sum() > 0
+        )
     strat._update_state(params, state, info)
     assert state["count"].sum() == (info["radii"] > 0).all(-1).sum()
 

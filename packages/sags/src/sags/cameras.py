@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-
 from vislab.errors import InputError
 from vislab.io import atomic_path, require_dir, require_file
 
@@ -38,7 +37,13 @@ class Camera:
 
     def ray(self, x: float, y: float) -> tuple[Tensor, Tensor]:
         """Origin [3] and direction [3] (unit camera-space z) through continuous pixel (x, y)."""
-        d_cam = torch.tensor([(x - float(self.K[0, 2])) / float(self.K[0, 0]), (y - float(self.K[1, 2])) / float(self.K[1, 1]), 1.0])
+        d_cam = torch.tensor(
+            [
+                (x - float(self.K[0, 2])) / float(self.K[0, 0]),
+                (y - float(self.K[1, 2])) / float(self.K[1, 1]),
+                1.0,
+            ]
+        )
         return self.center, self.viewmat[:3, :3].T @ d_cam
 
     def project(self, pts: Tensor) -> tuple[Tensor, Tensor]:
@@ -46,7 +51,9 @@ class Camera:
         pc = pts @ self.viewmat[:3, :3].T + self.viewmat[:3, 3]
         z = pc[:, 2]
         zs = torch.where(z.abs() < 1e-12, torch.full_like(z, 1e-12), z)
-        uv = torch.stack([self.K[0, 0] * pc[:, 0] / zs + self.K[0, 2], self.K[1, 1] * pc[:, 1] / zs + self.K[1, 2]], -1)
+        uv = torch.stack(
+            [self.K[0, 0] * pc[:, 0] / zs + self.K[0, 2], self.K[1, 1] * pc[:, 1] / zs + self.K[1, 2]], -1
+        )
         return uv, z
 
 
@@ -165,12 +172,29 @@ def load_transforms_json(path: str | Path, images_root: str | Path | None = None
         cy = fr.get("cy", data.get("cy", h / 2))
         c2w = torch.tensor(fr["transform_matrix"], dtype=torch.float32)
         c2w[:3, 1:3] *= -1
-        cams.append(Camera(torch.linalg.inv(c2w), torch.tensor([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]], dtype=torch.float32), int(w), int(h), fp.stem, fp))
+        cams.append(
+            Camera(
+                torch.linalg.inv(c2w),
+                torch.tensor([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]], dtype=torch.float32),
+                int(w),
+                int(h),
+                fp.stem,
+                fp,
+            )
+        )
     return cams
 
 
 # ---------------------------------------------------------------- COLMAP sparse/0
-_COLMAP_MODELS = {0: ("SIMPLE_PINHOLE", 3), 1: ("PINHOLE", 4), 2: ("SIMPLE_RADIAL", 4), 3: ("RADIAL", 5), 4: ("OPENCV", 8), 5: ("OPENCV_FISHEYE", 8), 6: ("FULL_OPENCV", 12)}
+_COLMAP_MODELS = {
+    0: ("SIMPLE_PINHOLE", 3),
+    1: ("PINHOLE", 4),
+    2: ("SIMPLE_RADIAL", 4),
+    3: ("RADIAL", 5),
+    4: ("OPENCV", 8),
+    5: ("OPENCV_FISHEYE", 8),
+    6: ("FULL_OPENCV", 12),
+}
 
 
 def _qvec_to_R(q: np.ndarray) -> np.ndarray:
@@ -190,7 +214,9 @@ def _intr(model: str, params: list[float]) -> tuple[float, float, float, float]:
     return params[0], params[1], params[2], params[3]
 
 
-def read_colmap(sparse: str | Path, images_dir: str | Path | None = None) -> tuple[list[Camera], np.ndarray | None, np.ndarray | None]:
+def read_colmap(
+    sparse: str | Path, images_dir: str | Path | None = None
+) -> tuple[list[Camera], np.ndarray | None, np.ndarray | None]:
     """Cameras (sorted by image name), points3D xyz [P, 3] and rgb [P, 3] (uint8) of a COLMAP model.
 
     Distortion parameters are ignored (undistorted images are expected, as in 3DGS).
@@ -236,12 +262,18 @@ def read_colmap(sparse: str | Path, images_dir: str | Path | None = None) -> tup
                 continue
             t = line.split()
             intr[int(t[0])] = (t[1], int(t[2]), int(t[3]), [float(x) for x in t[4:]])
-        lines = [ln for ln in require_file(d / "images.txt", "COLMAP images.txt").read_text().splitlines() if not ln.startswith("#")]
+        lines = [
+            ln
+            for ln in require_file(d / "images.txt", "COLMAP images.txt").read_text().splitlines()
+            if not ln.startswith("#")
+        ]
         for ln in lines[0::2]:
             t = ln.split()
             if len(t) < 10:
                 continue
-            imgs.append((t[9], np.array([float(x) for x in t[1:5]]), np.array([float(x) for x in t[5:8]]), int(t[8])))
+            imgs.append(
+                (t[9], np.array([float(x) for x in t[1:5]]), np.array([float(x) for x in t[5:8]]), int(t[8]))
+            )
         if (d / "points3D.txt").is_file():
             pts, cols = [], []
             for ln in (d / "points3D.txt").read_text().splitlines():
@@ -265,11 +297,22 @@ def read_colmap(sparse: str | Path, images_dir: str | Path | None = None) -> tup
         m[:3, :3] = _qvec_to_R(q)
         m[:3, 3] = t
         path = Path(images_dir) / name if images_dir else None
-        cams.append(Camera(torch.tensor(m, dtype=torch.float32), torch.tensor([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], dtype=torch.float32), w, h, Path(name).stem, path))
+        cams.append(
+            Camera(
+                torch.tensor(m, dtype=torch.float32),
+                torch.tensor([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], dtype=torch.float32),
+                w,
+                h,
+                Path(name).stem,
+                path,
+            )
+        )
     return cams, xyz, rgb
 
 
-def normalize(cams: list[Camera], points: np.ndarray | None = None) -> tuple[list[Camera], np.ndarray | None, Tensor]:
+def normalize(
+    cams: list[Camera], points: np.ndarray | None = None
+) -> tuple[list[Camera], np.ndarray | None, Tensor]:
     """Similarity that centres the camera centres and scales their largest distance to 1.
 
     Returns the transformed cameras, points and the 4×4 world transform T (x' = T x). The trained
@@ -303,7 +346,9 @@ def load_cameras(path: str | Path) -> list[Camera]:
     try:
         data = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InputError(p, "not valid JSON (expected cameras.json, transforms.json or a COLMAP sparse folder)") from None
+        raise InputError(
+            p, "not valid JSON (expected cameras.json, transforms.json or a COLMAP sparse folder)"
+        ) from None
     if isinstance(data, dict) and "frames" in data:
         return load_transforms_json(p)
     return load_cameras_json(p)

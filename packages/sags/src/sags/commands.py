@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from vislab.errors import InputError, VislabError
 from vislab.io import require_file, write_json
 
@@ -32,25 +31,42 @@ def _labels(path: str, n: int) -> torch.Tensor:
 
 def segment_main(argv: list[str]) -> int:
     """Segment an object of a 3DGS scene from clicks in one view."""
+    from sags.cameras import scene_scale
     from sags.providers import make_provider
     from sags.run_helpers import segment_args_to_config
     from sags.segment import segment_gaussians
     from sags.train import parse_points, write_segmentation
-    from sags.cameras import scene_scale
 
-    p = argparse.ArgumentParser(prog="sags segment", description="SA-GS: segment the Gaussians of an object clicked in one view.")
+    p = argparse.ArgumentParser(
+        prog="sags segment", description="SA-GS: segment the Gaussians of an object clicked in one view."
+    )
     p.add_argument("--ply", required=True, help="INRIA 3DGS PLY (point_cloud.ply)")
-    p.add_argument("--cameras", required=True, help="cameras.json (INRIA), transforms.json or a COLMAP sparse/0 folder, in the PLY's frame")
+    p.add_argument(
+        "--cameras",
+        required=True,
+        help="cameras.json (INRIA), transforms.json or a COLMAP sparse/0 folder, in the PLY's frame",
+    )
     p.add_argument("--view", type=int, default=0, help="index of the reference view (default 0)")
-    p.add_argument("--points", required=True, help="positive clicks 'x,y;x,y' in pixels of the reference view")
+    p.add_argument(
+        "--points", required=True, help="positive clicks 'x,y;x,y' in pixels of the reference view"
+    )
     p.add_argument("--neg", default=None, help="negative clicks 'x,y;x,y'")
-    p.add_argument("--provider", default="sam", choices=["sam", "floodfill"], help="mask provider (default sam)")
+    p.add_argument(
+        "--provider", default="sam", choices=["sam", "floodfill"], help="mask provider (default sam)"
+    )
     p.add_argument("--sam-checkpoint", default=None, help="local SAM checkpoint (sam_vit_b_01ec64.pth, ...)")
     p.add_argument("--sam-type", default="vit_b", choices=["vit_b", "vit_l", "vit_h", "tiny"])
-    p.add_argument("--sam-k", type=int, default=None, help="fixed multimask output (0..2); default: best score in the reference view")
+    p.add_argument(
+        "--sam-k",
+        type=int,
+        default=None,
+        help="fixed multimask output (0..2); default: best score in the reference view",
+    )
     p.add_argument("--lift", default="depth", choices=["depth", "nearest"])
     p.add_argument("--tau", type=float, default=0.7)
-    p.add_argument("--vote-denominator", default="all", choices=["all", "valid"], help="valid: for 360-degree captures")
+    p.add_argument(
+        "--vote-denominator", default="all", choices=["all", "valid"], help="valid: for 360-degree captures"
+    )
     p.add_argument("--occlusion-test", action="store_true")
     p.add_argument("--no-gd", action="store_true", help="skip Gaussian Decomposition")
     p.add_argument("--gd-mode", default="split", choices=["split", "official"])
@@ -66,10 +82,14 @@ def segment_main(argv: list[str]) -> int:
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     provider = make_provider(a.provider, None, a.sam_type, a.sam_checkpoint, a.sam_k, dev)
     bg = tuple(float(x) for x in a.background.split(","))
-    seg = segment_gaussians(splats, cams, a.view, points, provider, parse_points(a.neg), cfg, scene_scale(cams), bg)
+    seg = segment_gaussians(
+        splats, cams, a.view, points, provider, parse_points(a.neg), cfg, scene_scale(cams), bg
+    )
     out = Path(a.out)
     write_segmentation(seg, out, cams, points, a.view)
-    print(f"{seg.info['n_object']} of {seg.info['n_gaussians']} Gaussians selected, {seg.info['n_decomposed']} decomposed; outputs in {out}")
+    print(
+        f"{seg.info['n_object']} of {seg.info['n_gaussians']} Gaussians selected, {seg.info['n_decomposed']} decomposed; outputs in {out}"
+    )
     return 0
 
 
@@ -78,7 +98,9 @@ def render_main(argv: list[str]) -> int:
     from sags.segment import render_all
     from sags.viz import save_png
 
-    p = argparse.ArgumentParser(prog="sags render", description="Render an INRIA PLY from cameras (PNG per view, plus depth).")
+    p = argparse.ArgumentParser(
+        prog="sags render", description="Render an INRIA PLY from cameras (PNG per view, plus depth)."
+    )
     p.add_argument("--ply", required=True)
     p.add_argument("--cameras", required=True)
     p.add_argument("--out", required=True)
@@ -97,9 +119,13 @@ def edit_main(argv: list[str]) -> int:
     from sags.edit import axis_angle_matrix, rotate, split_object, translate
     from sags.gaussians import load_ply, save_ply
 
-    p = argparse.ArgumentParser(prog="sags edit", description="Edit a segmented object: remove | translate | rotate.")
+    p = argparse.ArgumentParser(
+        prog="sags edit", description="Edit a segmented object: remove | translate | rotate."
+    )
     p.add_argument("op", choices=["remove", "translate", "rotate"])
-    p.add_argument("--ply", required=True, help="the scene PLY the labels belong to (segmentation's full scene)")
+    p.add_argument(
+        "--ply", required=True, help="the scene PLY the labels belong to (segmentation's full scene)"
+    )
     p.add_argument("--labels", required=True, help="labels.npy from sags segment")
     p.add_argument("--t", default="0,0,0", help="translation x,y,z")
     p.add_argument("--axis", default="0,0,1", help="rotation axis")
@@ -113,7 +139,9 @@ def edit_main(argv: list[str]) -> int:
     elif a.op == "translate":
         res = translate(splats, lab, torch.tensor([float(x) for x in a.t.split(",")]))
     else:
-        res = rotate(splats, lab, axis_angle_matrix(torch.tensor([float(x) for x in a.axis.split(",")]), a.degrees))
+        res = rotate(
+            splats, lab, axis_angle_matrix(torch.tensor([float(x) for x in a.axis.split(",")]), a.degrees)
+        )
     save_ply(res, a.out)
     print(f"wrote {a.out}")
     return 0
@@ -124,7 +152,10 @@ def collide_main(argv: list[str]) -> int:
     from sags.edit import boxes_overlap, pca_box, point_inside
     from sags.gaussians import load_ply
 
-    p = argparse.ArgumentParser(prog="sags collide", description="Oriented/axis-aligned boxes of object PLYs, their overlap, and point-inside tests.")
+    p = argparse.ArgumentParser(
+        prog="sags collide",
+        description="Oriented/axis-aligned boxes of object PLYs, their overlap, and point-inside tests.",
+    )
     p.add_argument("--a", required=True, help="object PLY")
     p.add_argument("--b", default=None, help="second object PLY (overlap test)")
     p.add_argument("--point", action="append", default=[], help="x,y,z to test against --a (repeatable)")
@@ -146,17 +177,22 @@ def collide_main(argv: list[str]) -> int:
 
 def eval_main(argv: list[str]) -> int:
     """mIoU / mAcc of rendered masks against ground-truth masks (NVOS / SPIn-NeRF style)."""
+    from vislab.io import load_image
+
     from sags.gaussians import load_ply
     from sags.metrics import mean_iou_acc
     from sags.segment import render_masks
-    from vislab.io import load_image
 
-    p = argparse.ArgumentParser(prog="sags eval", description="Score a segmentation against ground-truth masks.")
+    p = argparse.ArgumentParser(
+        prog="sags eval", description="Score a segmentation against ground-truth masks."
+    )
     p.add_argument("--ply", required=True, help="scene PLY the labels belong to")
     p.add_argument("--labels", required=True)
     p.add_argument("--cameras", required=True)
     p.add_argument("--views", required=True, help="comma-separated view indices that have ground-truth masks")
-    p.add_argument("--gt-masks", nargs="+", required=True, help="mask images (non-zero = object), one per view")
+    p.add_argument(
+        "--gt-masks", nargs="+", required=True, help="mask images (non-zero = object), one per view"
+    )
     p.add_argument("--mode", default="label", choices=["label", "alpha"])
     p.add_argument("--out", default=None, help="metrics JSON path")
     a = p.parse_args(argv)
@@ -174,7 +210,9 @@ def eval_main(argv: list[str]) -> int:
             raise VislabError(f"view {v} out of range")
         m = load_image(mp, "L")
         if m.shape != (cams[v].height, cams[v].width):
-            raise InputError(mp, f"mask is {m.shape[1]}x{m.shape[0]}, camera {v} is {cams[v].width}x{cams[v].height}")
+            raise InputError(
+                mp, f"mask is {m.shape[1]}x{m.shape[0]}, camera {v} is {cams[v].width}x{cams[v].height}"
+            )
         gts.append(torch.from_numpy(m > 127))
     preds = render_masks(splats, lab, [cams[v] for v in views], a.mode)
     miou, macc = mean_iou_acc(preds, gts)
@@ -185,4 +223,10 @@ def eval_main(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"segment": segment_main, "render": render_main, "edit": edit_main, "collide": collide_main, "eval": eval_main}
+COMMANDS = {
+    "segment": segment_main,
+    "render": render_main,
+    "edit": edit_main,
+    "collide": collide_main,
+    "eval": eval_main,
+}

@@ -11,7 +11,6 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
-
 from vislab.errors import InputError
 from vislab.io import load_image, require_dir, require_file
 
@@ -53,7 +52,9 @@ class SplatDataModule(pl.LightningDataModule):
     ``val`` may supply separate validation views (the synthetic scene's test ring).
     """
 
-    def __init__(self, data: PosedImages, test_every: int = 8, val: PosedImages | None = None, num_workers: int = 0):
+    def __init__(
+        self, data: PosedImages, test_every: int = 8, val: PosedImages | None = None, num_workers: int = 0
+    ):
         super().__init__()
         self.data, self.val_data, self.test_every, self.num_workers = data, val, test_every, num_workers
 
@@ -108,7 +109,9 @@ def _rescale(cams: list[Camera], factor: int, images: Tensor) -> list[Camera]:
     return out
 
 
-def load_colmap_scene(root: str | Path, images: str = "images", factor: int = 1, normalize_world: bool = True) -> PosedImages:
+def load_colmap_scene(
+    root: str | Path, images: str = "images", factor: int = 1, normalize_world: bool = True
+) -> PosedImages:
     """``root/sparse/0`` + ``root/<images>``; cameras and points normalised (see :func:`normalize`)."""
     r = require_dir(root, "COLMAP scene folder")
     sparse = r / "sparse" / "0"
@@ -118,7 +121,10 @@ def load_colmap_scene(root: str | Path, images: str = "images", factor: int = 1,
     cams, xyz, rgb = read_colmap(sparse, img_dir)
     missing = [c.image_path for c in cams if c.image_path is None or not c.image_path.is_file()]
     if len(missing) == len(cams):
-        raise InputError(img_dir, "none of the images named in the COLMAP model exist here (a view list with no image files)")
+        raise InputError(
+            img_dir,
+            "none of the images named in the COLMAP model exist here (a view list with no image files)",
+        )
     if missing:
         raise InputError(missing[0], "image named in the COLMAP model is missing")
     if normalize_world:

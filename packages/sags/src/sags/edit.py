@@ -28,12 +28,15 @@ def quat_multiply(a: Tensor, b: Tensor) -> Tensor:
     """Hamilton product a ⊗ b of (w, x, y, z) quaternions [..., 4]."""
     aw, ax, ay, az = a.unbind(-1)
     bw, bx, by, bz = b.unbind(-1)
-    return torch.stack([
-        aw * bw - ax * bx - ay * by - az * bz,
-        aw * bx + ax * bw + ay * bz - az * by,
-        aw * by - ax * bz + ay * bw + az * bx,
-        aw * bz + ax * by - ay * bx + az * bw,
-    ], -1)
+    return torch.stack(
+        [
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ],
+        -1,
+    )
 
 
 def axis_angle_matrix(axis: Tensor, degrees: float) -> Tensor:
@@ -53,7 +56,9 @@ def rotate(splats: Splats, labels: Tensor, R: Tensor, center: Tensor | None = No
     c = mu.mean(0) if center is None else center
     out["means"][sel] = (mu - c) @ R.T + c
     qr = rotmat_to_quat(R[None])[0]
-    out["quats"][sel] = quat_multiply(qr.expand_as(out["quats"][sel]), torch.nn.functional.normalize(out["quats"][sel], dim=-1))
+    out["quats"][sel] = quat_multiply(
+        qr.expand_as(out["quats"][sel]), torch.nn.functional.normalize(out["quats"][sel], dim=-1)
+    )
     out["shN"][sel] = 0
     return out
 
@@ -73,7 +78,13 @@ def pca_box(splats: Splats, min_opacity: float = 0.3, q: float = 0.01) -> dict[s
     center = c0 + ((lo + hi) / 2) @ Vh
     inside = ((proj >= lo) & (proj <= hi)).all(-1)
     pts = mu[inside] if inside.any() else mu
-    return {"center": center, "axes": Vh, "half": (hi - lo) / 2, "aabb_min": pts.min(0).values, "aabb_max": pts.max(0).values}
+    return {
+        "center": center,
+        "axes": Vh,
+        "half": (hi - lo) / 2,
+        "aabb_min": pts.min(0).values,
+        "aabb_max": pts.max(0).values,
+    }
 
 
 def point_inside(box: dict[str, Tensor], points: Tensor) -> Tensor:
@@ -97,5 +108,3 @@ def boxes_overlap(a: dict[str, Tensor], b: dict[str, Tensor]) -> bool:
         if (d @ ax).abs() > ra + rb:
             return False
     return True
-
-

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-
 from vislab.errors import InputError
 from vislab.io import atomic_path, require_file
 
@@ -78,7 +77,15 @@ def save_ply(splats: Splats, path: str | Path) -> Path:
     N = s["means"].shape[0]
     K = 1 + s["shN"].shape[1]
     f_rest = s["shN"].transpose(1, 2).reshape(N, -1)
-    cols = [s["means"], torch.zeros(N, 3), s["sh0"].reshape(N, 3), f_rest, s["opacities"].reshape(N, 1), s["scales"], s["quats"]]
+    cols = [
+        s["means"],
+        torch.zeros(N, 3),
+        s["sh0"].reshape(N, 3),
+        f_rest,
+        s["opacities"].reshape(N, 1),
+        s["scales"],
+        s["quats"],
+    ]
     data = torch.cat(cols, 1).numpy().astype("<f4")
     names = _property_names(K)
     arr = np.empty(N, dtype=[(n, "<f4") for n in names])
@@ -102,13 +109,30 @@ def load_ply(path: str | Path) -> Splats:
         raise InputError(p, "PLY has no 'vertex' element (not a 3D Gaussian splat file)")
     v = ply["vertex"]
     props = [pr.name for pr in v.properties]
-    required = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    required = [
+        "x",
+        "y",
+        "z",
+        "f_dc_0",
+        "f_dc_1",
+        "f_dc_2",
+        "opacity",
+        "scale_0",
+        "scale_1",
+        "scale_2",
+        "rot_0",
+        "rot_1",
+        "rot_2",
+        "rot_3",
+    ]
     missing = [n for n in required if n not in props]
     if missing:
         raise InputError(p, f"PLY lacks required Gaussian properties {missing} (INRIA 3DGS layout expected)")
     n_rest = sum(1 for n in props if n.startswith("f_rest_"))
     if n_rest % 3 != 0 or round(math.sqrt(n_rest // 3 + 1)) ** 2 != n_rest // 3 + 1:
-        raise InputError(p, f"PLY has {n_rest} f_rest properties; expected 3((D+1)²−1) = 0, 9, 24 or 45 for SH degree D")
+        raise InputError(
+            p, f"PLY has {n_rest} f_rest properties; expected 3((D+1)²−1) = 0, 9, 24 or 45 for SH degree D"
+        )
     K = n_rest // 3 + 1
     want_rest = {f"f_rest_{i}" for i in range(n_rest)}
     if not want_rest.issubset(props):
@@ -131,7 +155,9 @@ def load_ply(path: str | Path) -> Splats:
     }
 
 
-def random_splats(n: int, sh_degree: int = 3, extent: float = 1.0, generator: torch.Generator | None = None) -> Splats:
+def random_splats(
+    n: int, sh_degree: int = 3, extent: float = 1.0, generator: torch.Generator | None = None
+) -> Splats:
     """Random Gaussians for tests and benchmarks."""
     g = generator
     K = (sh_degree + 1) ** 2

@@ -12,7 +12,9 @@ def l1(pred: Tensor, target: Tensor) -> Tensor:
     return (pred - target).abs().mean()
 
 
-def photometric_loss(pred: Tensor, target: Tensor, ssim_lambda: float = 0.2) -> tuple[Tensor, dict[str, Tensor]]:
+def photometric_loss(
+    pred: Tensor, target: Tensor, ssim_lambda: float = 0.2
+) -> tuple[Tensor, dict[str, Tensor]]:
     """L = (1 − λ)·L1 + λ·(1 − SSIM), λ = 0.2, SSIM with an 11×11 Gaussian window (σ 1.5).
 
     pred, target: [B, H, W, 3] in [0, 1]. Returns the loss and its detached parts.

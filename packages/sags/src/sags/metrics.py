@@ -35,5 +35,3 @@ def iou_3d(pred: Tensor, gt: Tensor, valid: Tensor | None = None) -> float:
         pred, gt = pred[valid], gt[valid]
     union = (pred.bool() | gt.bool()).sum().item()
     return 1.0 if union == 0 else (pred.bool() & gt.bool()).sum().item() / union
-
-

@@ -29,7 +29,11 @@ from sags.render import psnr, rasterize
 
 
 def _dist() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+    return (
+        torch.distributed.is_available()
+        and torch.distributed.is_initialized()
+        and torch.distributed.get_world_size() > 1
+    )
 
 
 class SyncedDefaultStrategy(DefaultStrategy):
@@ -55,7 +59,13 @@ def knn_init_scales(points: Tensor, k: int = 3) -> Tensor:
     return torch.log(out)[:, None].repeat(1, 3)
 
 
-def init_splats(points: Tensor, rgb: Tensor, sh_degree: int, init_opacity: float = 0.1, generator: torch.Generator | None = None) -> Splats:
+def init_splats(
+    points: Tensor,
+    rgb: Tensor,
+    sh_degree: int,
+    init_opacity: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> Splats:
     """gsplat's initialisation: knn log-scales, quats ~ U[0,1)⁴, opacity 0.1, sh0 from colour, shN = 0."""
     N = len(points)
     K = (sh_degree + 1) ** 2
@@ -95,8 +105,18 @@ class GaussianSplatModule(pl.LightningModule):
         super().__init__()
         self.automatic_optimization = False
         self.save_hyperparameters(ignore=["splats"])
-        self.lr = {"means": 1.6e-4, "scales": 5e-3, "quats": 1e-3, "opacities": 5e-2, "sh0": 2.5e-3, "shN": 2.5e-3 / 20, **(lr or {})}
-        self.splats: dict[str, torch.nn.Parameter] = {k: torch.nn.Parameter(v.detach().clone().float()) for k, v in splats.items()}
+        self.lr = {
+            "means": 1.6e-4,
+            "scales": 5e-3,
+            "quats": 1e-3,
+            "opacities": 5e-2,
+            "sh0": 2.5e-3,
+            "shN": 2.5e-3 / 20,
+            **(lr or {}),
+        }
+        self.splats: dict[str, torch.nn.Parameter] = {
+            k: torch.nn.Parameter(v.detach().clone().float()) for k, v in splats.items()
+        }
         self.strategy = SyncedDefaultStrategy(**(strategy or {}))
         self.strategy_state = self.strategy.initialize_state(scene_scale=scene_scale)
         self._anchor = torch.nn.Parameter(torch.zeros(1))  # DDP needs one registered parameter
@@ -112,15 +132,29 @@ class GaussianSplatModule(pl.LightningModule):
         return {k: v.detach().cpu().clone() for k, v in self.splats.items()}
 
     # ---------------------------------------------------------------- rendering
-    def render(self, viewmats: Tensor, Ks: Tensor, width: int, height: int, sh_degree: int | None = None) -> tuple[Tensor, Tensor, Tensor, dict]:
+    def render(
+        self, viewmats: Tensor, Ks: Tensor, width: int, height: int, sh_degree: int | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, dict]:
         """RGB [C,H,W,3], alpha [C,H,W,1], expected depth [C,H,W,1], info."""
         a = activated(self.splats)
         deg = self.hparams.sh_degree if sh_degree is None else sh_degree
         C = viewmats.shape[0]
         out, alpha, info = rasterize(
-            a["means"], a["quats"], a["scales"], a["opacities"], a["colors"], viewmats, Ks, width, height,
-            sh_degree=deg, backgrounds=self.bg.to(a["means"].device).expand(C, 3), near_plane=self.hparams.near_plane,
-            far_plane=self.hparams.far_plane, eps2d=self.hparams.eps2d, rasterize_mode=self.hparams.rasterize_mode,
+            a["means"],
+            a["quats"],
+            a["scales"],
+            a["opacities"],
+            a["colors"],
+            viewmats,
+            Ks,
+            width,
+            height,
+            sh_degree=deg,
+            backgrounds=self.bg.to(a["means"].device).expand(C, 3),
+            near_plane=self.hparams.near_plane,
+            far_plane=self.hparams.far_plane,
+            eps2d=self.hparams.eps2d,
+            rasterize_mode=self.hparams.rasterize_mode,
             backend=self.hparams.backend,
         )
         return out[..., :3], alpha, out[..., 3:4], info
@@ -128,7 +162,12 @@ class GaussianSplatModule(pl.LightningModule):
     # ---------------------------------------------------------------- optimisation
     def configure_optimizers(self):
         eps = 1e-15
-        return [torch.optim.Adam([self.splats[k]], lr=self.lr[k] * (self.hparams.scene_scale if k == "means" else 1.0), eps=eps) for k in self.LR_KEYS]
+        return [
+            torch.optim.Adam(
+                [self.splats[k]], lr=self.lr[k] * (self.hparams.scene_scale if k == "means" else 1.0), eps=eps
+            )
+            for k in self.LR_KEYS
+        ]
 
     def _raw_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         opts = self.optimizers()
@@ -171,7 +210,16 @@ class GaussianSplatModule(pl.LightningModule):
         if _dist() and len(self.splats["means"]) != n_before:
             for p in self.splats.values():
                 torch.distributed.broadcast(p.data, 0)
-        self.log_dict({"train/loss": loss.detach(), "train/l1": parts["l1"], "train/ssim": parts["ssim"], "train/psnr": psnr(rgb.detach(), img)}, prog_bar=True, batch_size=1)
+        self.log_dict(
+            {
+                "train/loss": loss.detach(),
+                "train/l1": parts["l1"],
+                "train/ssim": parts["ssim"],
+                "train/psnr": psnr(rgb.detach(), img),
+            },
+            prog_bar=True,
+            batch_size=1,
+        )
         self.log("train/num_gs", float(len(self.splats["means"])), batch_size=1)
         return loss.detach()
 
@@ -185,7 +233,9 @@ class GaussianSplatModule(pl.LightningModule):
     # ---------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["splats"] = self.export_splats()
-        checkpoint["strategy_state"] = {k: (v.detach().cpu() if isinstance(v, Tensor) else v) for k, v in self.strategy_state.items()}
+        checkpoint["strategy_state"] = {
+            k: (v.detach().cpu() if isinstance(v, Tensor) else v) for k, v in self.strategy_state.items()
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "splats" not in checkpoint:
@@ -197,14 +247,34 @@ class GaussianSplatModule(pl.LightningModule):
 
 
 @torch.no_grad()
-def evaluate_psnr(splats: Splats, images: Tensor, viewmats: Tensor, Ks: Tensor, sh_degree: int, background: tuple[float, float, float] = (0.0, 0.0, 0.0), backend: str = "auto") -> float:
+def evaluate_psnr(
+    splats: Splats,
+    images: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    sh_degree: int,
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    backend: str = "auto",
+) -> float:
     """Mean PSNR of renders of ``splats`` against images [V, H, W, 3]."""
     a = activated(splats)
     H, W = images.shape[1:3]
     vals = []
     bg = torch.tensor(background)
     for i in range(len(images)):
-        out, _, _ = rasterize(a["means"], a["quats"], a["scales"], a["opacities"], a["colors"], viewmats[i : i + 1], Ks[i : i + 1], W, H, sh_degree=min(sh_degree, int(math.isqrt(a["colors"].shape[1])) - 1), backgrounds=bg[None], backend=backend)
+        out, _, _ = rasterize(
+            a["means"],
+            a["quats"],
+            a["scales"],
+            a["opacities"],
+            a["colors"],
+            viewmats[i : i + 1],
+            Ks[i : i + 1],
+            W,
+            H,
+            sh_degree=min(sh_degree, int(math.isqrt(a["colors"].shape[1])) - 1),
+            backgrounds=bg[None],
+            backend=backend,
+        )
         vals.append(float(psnr(out[0, ..., :3].clamp(0, 1), images[i])))
     return float(np.mean(vals))
-

@@ -45,9 +45,15 @@ def quat_to_rotmat(quats: Tensor) -> Tensor:
     q = F.normalize(quats, dim=-1)
     w, x, y, z = q.unbind(-1)
     rows = [
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        1 - 2 * (y * y + z * z),
+        2 * (x * y - w * z),
+        2 * (x * z + w * y),
+        2 * (x * y + w * z),
+        1 - 2 * (x * x + z * z),
+        2 * (y * z - w * x),
+        2 * (x * z - w * y),
+        2 * (y * z + w * x),
+        1 - 2 * (x * x + y * y),
     ]
     return torch.stack(rows, -1).reshape(*q.shape[:-1], 3, 3)
 
@@ -125,16 +131,26 @@ def project(
     txc = tz * torch.clamp(tx / tz, min=-lxn, max=lxp)
     tyc = tz * torch.clamp(ty / tz, min=-lyn, max=lyp)
     zero = torch.zeros_like(tz)
-    J = torch.stack([fx / tz, zero, -fx * txc / tz**2, zero, fy / tz, -fy * tyc / tz**2], -1).reshape(-1, 2, 3)
+    J = torch.stack([fx / tz, zero, -fx * txc / tz**2, zero, fy / tz, -fy * tyc / tz**2], -1).reshape(
+        -1, 2, 3
+    )
     cov2d = J @ cc @ J.transpose(-1, -2)
     det0 = cov2d[:, 0, 0] * cov2d[:, 1, 1] - cov2d[:, 0, 1] * cov2d[:, 1, 0]
     cov2d = cov2d + eps2d * torch.eye(2, dtype=means.dtype, device=means.device)
     det = cov2d[:, 0, 0] * cov2d[:, 1, 1] - cov2d[:, 0, 1] * cov2d[:, 1, 0]
     detc = det.clamp(min=1e-10)
-    conics = torch.stack([cov2d[:, 1, 1] / detc, -(cov2d[:, 0, 1] + cov2d[:, 1, 0]) / 2 / detc, cov2d[:, 0, 0] / detc], -1)
+    conics = torch.stack(
+        [cov2d[:, 1, 1] / detc, -(cov2d[:, 0, 1] + cov2d[:, 1, 0]) / 2 / detc, cov2d[:, 0, 0] / detc], -1
+    )
     means2d = torch.stack([fx * tx / tz + cx, fy * ty / tz + cy], -1)
     with torch.no_grad():
-        radii = torch.stack([torch.ceil(3.33 * cov2d[:, 0, 0].clamp(min=0).sqrt()), torch.ceil(3.33 * cov2d[:, 1, 1].clamp(min=0).sqrt())], -1)
+        radii = torch.stack(
+            [
+                torch.ceil(3.33 * cov2d[:, 0, 0].clamp(min=0).sqrt()),
+                torch.ceil(3.33 * cov2d[:, 1, 1].clamp(min=0).sqrt()),
+            ],
+            -1,
+        )
         valid = (det > 0) & (tz > near) & (tz < far)
         inside = (
             (means2d[:, 0] + radii[:, 0] > 0)
@@ -143,7 +159,16 @@ def project(
             & (means2d[:, 1] - radii[:, 1] < height)
         )
         radii = torch.where((valid & inside)[:, None], radii, torch.zeros_like(radii)).int()
-    return {"means2d": means2d, "cov2d": cov2d, "det0": det0, "det": det, "conics": conics, "depths": tz, "radii": radii, "means_c": mc}
+    return {
+        "means2d": means2d,
+        "cov2d": cov2d,
+        "det0": det0,
+        "det": det,
+        "conics": conics,
+        "depths": tz,
+        "radii": radii,
+        "means_c": mc,
+    }
 
 
 def _pairs(means2d: Tensor, radii: Tensor, order: Tensor, width: int, height: int) -> tuple[Tensor, Tensor]:
@@ -252,7 +277,10 @@ def rasterize_torch(
     """
     covars = covariance3d(quats, scales)
     C = viewmats.shape[0]
-    projs = [project(means, covars, viewmats[i], Ks[i], width, height, eps2d, near_plane, far_plane) for i in range(C)]
+    projs = [
+        project(means, covars, viewmats[i], Ks[i], width, height, eps2d, near_plane, far_plane)
+        for i in range(C)
+    ]
     means2d = torch.stack([p["means2d"] for p in projs])  # [C, N, 2]
     renders, alphas = [], []
     for i, p in enumerate(projs):
@@ -309,13 +337,40 @@ def rasterize(
         from gsplat import rasterization
 
         return rasterization(
-            means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-            near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, sh_degree=sh_degree,
-            backgrounds=backgrounds, render_mode="RGB+ED", rasterize_mode=rasterize_mode, packed=False,
+            means,
+            quats,
+            scales,
+            opacities,
+            colors,
+            viewmats,
+            Ks,
+            width,
+            height,
+            near_plane=near_plane,
+            far_plane=far_plane,
+            eps2d=eps2d,
+            sh_degree=sh_degree,
+            backgrounds=backgrounds,
+            render_mode="RGB+ED",
+            rasterize_mode=rasterize_mode,
+            packed=False,
         )
     return rasterize_torch(
-        means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds,
-        near_plane, far_plane, eps2d, rasterize_mode,
+        means,
+        quats,
+        scales,
+        opacities,
+        colors,
+        viewmats,
+        Ks,
+        width,
+        height,
+        sh_degree,
+        backgrounds,
+        near_plane,
+        far_plane,
+        eps2d,
+        rasterize_mode,
     )
 
 
@@ -352,7 +407,16 @@ def ssim(a: Tensor, b: Tensor, window: int = 11, reduce: bool = True) -> Tensor:
 
 
 __all__ = [
-    "C0", "quat_to_rotmat", "covariance3d", "sh_bases", "eval_sh", "project", "composite",
-    "rasterize_torch", "rasterize", "psnr", "ssim", "gaussian_window",
+    "C0",
+    "quat_to_rotmat",
+    "covariance3d",
+    "sh_bases",
+    "eval_sh",
+    "project",
+    "composite",
+    "rasterize_torch",
+    "rasterize",
+    "psnr",
+    "ssim",
+    "gaussian_window",
 ]
-

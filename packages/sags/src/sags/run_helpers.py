@@ -10,6 +10,11 @@ from sags.segment import SegmentConfig
 def segment_args_to_config(a: argparse.Namespace) -> SegmentConfig:
     """SegmentConfig from ``sags segment`` arguments."""
     return SegmentConfig(
-        lift=a.lift, tau=a.tau, vote_denominator=a.vote_denominator, occlusion_test=a.occlusion_test,
-        gd=not a.no_gd, gd_mode=a.gd_mode, gd_views=a.gd_views,
+        lift=a.lift,
+        tau=a.tau,
+        vote_denominator=a.vote_denominator,
+        occlusion_test=a.occlusion_test,
+        gd=not a.no_gd,
+        gd_mode=a.gd_mode,
+        gd_views=a.gd_views,
     )

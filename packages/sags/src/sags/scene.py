@@ -12,8 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
+from vislab.errors import VislabError
 
 from sags.cameras import Camera, intrinsics, look_at, stack
 from sags.gaussians import Splats, rgb_to_sh
@@ -59,7 +61,11 @@ def sdf(points: Tensor, k: int) -> Tensor:
 
 def _frame(n: Tensor) -> Tensor:
     """Rotation matrices [N, 3, 3] whose third column is the unit normal n [N, 3]."""
-    a = torch.where(n[:, 2:3].abs() < 0.9, torch.tensor([0.0, 0.0, 1.0]).expand_as(n), torch.tensor([1.0, 0.0, 0.0]).expand_as(n))
+    a = torch.where(
+        n[:, 2:3].abs() < 0.9,
+        torch.tensor([0.0, 0.0, 1.0]).expand_as(n),
+        torch.tensor([1.0, 0.0, 0.0]).expand_as(n),
+    )
     t1 = torch.nn.functional.normalize(torch.linalg.cross(a, n), dim=-1)
     t2 = torch.linalg.cross(n, t1)
     return torch.stack([t1, t2, n], -1)
@@ -71,10 +77,36 @@ def rotmat_to_quat(R: Tensor) -> Tensor:
     tr = m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2]
     cands = torch.stack(
         [
-            torch.stack([1 + tr, m[:, 2, 1] - m[:, 1, 2], m[:, 0, 2] - m[:, 2, 0], m[:, 1, 0] - m[:, 0, 1]], -1),
-            torch.stack([m[:, 2, 1] - m[:, 1, 2], 1 + m[:, 0, 0] - m[:, 1, 1] - m[:, 2, 2], m[:, 0, 1] + m[:, 1, 0], m[:, 0, 2] + m[:, 2, 0]], -1),
-            torch.stack([m[:, 0, 2] - m[:, 2, 0], m[:, 0, 1] + m[:, 1, 0], 1 - m[:, 0, 0] + m[:, 1, 1] - m[:, 2, 2], m[:, 1, 2] + m[:, 2, 1]], -1),
-            torch.stack([m[:, 1, 0] - m[:, 0, 1], m[:, 0, 2] + m[:, 2, 0], m[:, 1, 2] + m[:, 2, 1], 1 - m[:, 0, 0] - m[:, 1, 1] + m[:, 2, 2]], -1),
+            torch.stack(
+                [1 + tr, m[:, 2, 1] - m[:, 1, 2], m[:, 0, 2] - m[:, 2, 0], m[:, 1, 0] - m[:, 0, 1]], -1
+            ),
+            torch.stack(
+                [
+                    m[:, 2, 1] - m[:, 1, 2],
+                    1 + m[:, 0, 0] - m[:, 1, 1] - m[:, 2, 2],
+                    m[:, 0, 1] + m[:, 1, 0],
+                    m[:, 0, 2] + m[:, 2, 0],
+                ],
+                -1,
+            ),
+            torch.stack(
+                [
+                    m[:, 0, 2] - m[:, 2, 0],
+                    m[:, 0, 1] + m[:, 1, 0],
+                    1 - m[:, 0, 0] + m[:, 1, 1] - m[:, 2, 2],
+                    m[:, 1, 2] + m[:, 2, 1],
+                ],
+                -1,
+            ),
+            torch.stack(
+                [
+                    m[:, 1, 0] - m[:, 0, 1],
+                    m[:, 0, 2] + m[:, 2, 0],
+                    m[:, 1, 2] + m[:, 2, 1],
+                    1 - m[:, 0, 0] - m[:, 1, 1] + m[:, 2, 2],
+                ],
+                -1,
+            ),
         ],
         1,
     )  # [N, 4 candidates, 4]
@@ -147,7 +179,9 @@ def make_gaussians(spacing: float = 0.04) -> tuple[Splats, Tensor]:
     N = len(pts)
     albedo = torch.empty(N, 3)
     checker = ((torch.floor(pts[:, 0] / 0.25) + torch.floor(pts[:, 1] / 0.25)) % 2).bool()
-    albedo[:] = torch.where(checker[:, None], torch.tensor([0.78, 0.78, 0.78]), torch.tensor([0.42, 0.42, 0.42]))
+    albedo[:] = torch.where(
+        checker[:, None], torch.tensor([0.78, 0.78, 0.78]), torch.tensor([0.42, 0.42, 0.42])
+    )
     for k, c in ALBEDO.items():
         albedo[inst == k] = torch.tensor(c)
     shade = 0.35 + 0.65 * (nrm @ LIGHT).clamp(min=0)
@@ -164,14 +198,30 @@ def make_gaussians(spacing: float = 0.04) -> tuple[Splats, Tensor]:
     return splats, inst
 
 
-def ring_cameras(n: int, radius: float, elevation_deg: float, size: int, focal: float, offset_deg: float = 0.0) -> list[Camera]:
+def ring_cameras(
+    n: int, radius: float, elevation_deg: float, size: int, focal: float, offset_deg: float = 0.0
+) -> list[Camera]:
     """n cameras on a ring around the origin, looking at (0, 0, 0.1)."""
     cams = []
     el = math.radians(elevation_deg)
     for i in range(n):
         az = math.radians(offset_deg + 360.0 * i / n)
-        eye = torch.tensor([radius * math.cos(el) * math.cos(az), radius * math.cos(el) * math.sin(az), radius * math.sin(el)])
-        cams.append(Camera(look_at(eye, torch.tensor([0.0, 0.0, 0.1])), intrinsics(focal, size, size), size, size, f"view{i:03d}"))
+        eye = torch.tensor(
+            [
+                radius * math.cos(el) * math.cos(az),
+                radius * math.cos(el) * math.sin(az),
+                radius * math.sin(el),
+            ]
+        )
+        cams.append(
+            Camera(
+                look_at(eye, torch.tensor([0.0, 0.0, 0.1])),
+                intrinsics(focal, size, size),
+                size,
+                size,
+                f"view{i:03d}",
+            )
+        )
     return cams
 
 
@@ -180,8 +230,25 @@ def render_views(splats: Splats, inst: Tensor, cams: list[Camera], n_inst: int =
     """RGB [V, H, W, 3] and instance maps [V, H, W] (argmax of one-hot renders where alpha > 0.5, else −1)."""
     vm, Ks = stack(cams)
     W, H = cams[0].width, cams[0].height
-    sc, op, q, mu = torch.exp(splats["scales"]), torch.sigmoid(splats["opacities"]), splats["quats"], splats["means"]
-    rgb, _, _ = rasterize(mu, q, sc, op, torch.cat([splats["sh0"], splats["shN"]], 1), vm, Ks, W, H, sh_degree=0, backend="torch")
+    sc, op, q, mu = (
+        torch.exp(splats["scales"]),
+        torch.sigmoid(splats["opacities"]),
+        splats["quats"],
+        splats["means"],
+    )
+    rgb, _, _ = rasterize(
+        mu,
+        q,
+        sc,
+        op,
+        torch.cat([splats["sh0"], splats["shN"]], 1),
+        vm,
+        Ks,
+        W,
+        H,
+        sh_degree=0,
+        backend="torch",
+    )
     onehot = torch.nn.functional.one_hot(inst, n_inst).float()
     lab, alpha, _ = rasterize(mu, q, sc, op, onehot, vm, Ks, W, H, backend="torch")
     im = lab[..., :n_inst].argmax(-1)
@@ -189,7 +256,9 @@ def render_views(splats: Splats, inst: Tensor, cams: list[Camera], n_inst: int =
     return rgb[..., :3].clamp(0, 1), im
 
 
-def make_scene(size: int = 64, focal: float = 70.0, n_train: int = 16, n_test: int = 4, spacing: float = 0.04) -> SyntheticScene:
+def make_scene(
+    size: int = 64, focal: float = 70.0, n_train: int = 16, n_test: int = 4, spacing: float = 0.04
+) -> SyntheticScene:
     """Build the whole synthetic scene (deterministic)."""
     splats, inst = make_gaussians(spacing)
     f = focal * size / 64.0
@@ -212,3 +281,13 @@ def membership_3d(means: Tensor, opacities_logit: Tensor, k: int, tol: float = 0
         near_obj |= sdf(means, j) <= tol
     ignore = (near_obj & (means[:, 2].abs() <= tol)) | (torch.sigmoid(opacities_logit) < 0.1)
     return member, ~ignore
+
+
+def auto_click(inst: Tensor, k: int) -> np.ndarray:
+    """The mask pixel of instance k nearest to its centroid, as a continuous (x, y) pixel centre."""
+    ys, xs = torch.where(inst == k)
+    if len(ys) == 0:
+        raise VislabError(f"object {k} is not visible in the reference view")
+    cy, cx = ys.float().mean(), xs.float().mean()
+    i = ((ys - cy) ** 2 + (xs - cx) ** 2).argmin()
+    return np.array([[float(xs[i]) + 0.5, float(ys[i]) + 0.5]], np.float32)

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-
 from vislab.errors import VislabError
 
 from sags.cameras import Camera
@@ -62,21 +61,40 @@ class Segmentation:
 
 
 @torch.no_grad()
-def render_all(splats: Splats, cams: list[Camera], background: tuple[float, float, float] = (0.0, 0.0, 0.0), backend: str = "auto") -> tuple[Tensor, Tensor, Tensor]:
+def render_all(
+    splats: Splats,
+    cams: list[Camera],
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    backend: str = "auto",
+) -> tuple[Tensor, Tensor, Tensor]:
     """RGB [V,H,W,3], alpha [V,H,W], expected depth [V,H,W] of every view."""
     a = activated(splats)
     deg = sh_degree_of(splats)
     rgbs, alphas, depths = [], [], []
     for c in cams:
-        out, alpha, _ = rasterize(a["means"], a["quats"], a["scales"], a["opacities"], a["colors"], c.viewmat[None].to(a["means"]), c.K[None].to(a["means"]), c.width, c.height,
-                                  sh_degree=deg, backgrounds=torch.tensor([background], dtype=torch.float32, device=a["means"].device), backend=backend)
+        out, alpha, _ = rasterize(
+            a["means"],
+            a["quats"],
+            a["scales"],
+            a["opacities"],
+            a["colors"],
+            c.viewmat[None].to(a["means"]),
+            c.K[None].to(a["means"]),
+            c.width,
+            c.height,
+            sh_degree=deg,
+            backgrounds=torch.tensor([background], dtype=torch.float32, device=a["means"].device),
+            backend=backend,
+        )
         rgbs.append(out[0, ..., :3].clamp(0, 1).cpu())
         depths.append(out[0, ..., 3].cpu())
         alphas.append(alpha[0, ..., 0].cpu())
     return torch.stack(rgbs), torch.stack(alphas), torch.stack(depths)
 
 
-def lift_clicks(points_xy: np.ndarray, cam: Camera, alpha: Tensor, depth: Tensor, splats: Splats, cfg: SegmentConfig) -> Tensor:
+def lift_clicks(
+    points_xy: np.ndarray, cam: Camera, alpha: Tensor, depth: Tensor, splats: Splats, cfg: SegmentConfig
+) -> Tensor:
     """3D prompts [P, 3] from clicks (x, y) in continuous pixel coordinates of the reference view.
 
     ``depth`` [R]: X = C + D(p)·r(p), D = Σwz/Σw, r with unit camera-space z; a click with alpha
@@ -91,7 +109,9 @@ def lift_clicks(points_xy: np.ndarray, cam: Camera, alpha: Tensor, depth: Tensor
         i, j = int(np.floor(y)), int(np.floor(x))
         if cfg.lift == "depth":
             if float(alpha[i, j]) < cfg.min_click_alpha:
-                raise VislabError(f"click ({x:g}, {y:g}) is on empty space (rendered alpha {float(alpha[i, j]):.2f} < {cfg.min_click_alpha})")
+                raise VislabError(
+                    f"click ({x:g}, {y:g}) is on empty space (rendered alpha {float(alpha[i, j]):.2f} < {cfg.min_click_alpha})"
+                )
             o, d = cam.ray(float(x), float(y))
             out.append(o + float(depth[i, j]) * d)
         elif cfg.lift == "nearest":
@@ -100,7 +120,9 @@ def lift_clicks(points_xy: np.ndarray, cam: Camera, alpha: Tensor, depth: Tensor
             ok = (z > 0) & (uv[:, 0] >= x - h) & (uv[:, 0] < x + h) & (uv[:, 1] >= y - h) & (uv[:, 1] < y + h)
             ok &= torch.sigmoid(splats["opacities"].detach().cpu()) >= cfg.nearest_min_opacity
             if not ok.any():
-                raise VislabError(f"click ({x:g}, {y:g}) has no Gaussian centre in its {cfg.nearest_window}×{cfg.nearest_window} window (empty space)")
+                raise VislabError(
+                    f"click ({x:g}, {y:g}) has no Gaussian centre in its {cfg.nearest_window}×{cfg.nearest_window} window (empty space)"
+                )
             idx = torch.where(ok)[0]
             out.append(splats["means"].detach().cpu()[idx[z[idx].argmin()]].float())
         else:
@@ -118,14 +140,18 @@ def visible(uv: Tensor, z: Tensor, depth: Tensor, cfg: SegmentConfig, scene_scal
     return inside & (z <= d * (1 + cfg.occlusion_rel) + cfg.occlusion_abs * scene_scale)
 
 
-def project_prompts(prompts: Tensor, labels: np.ndarray, cam: Camera, depth: Tensor, cfg: SegmentConfig, scene_scale: float) -> tuple[np.ndarray, np.ndarray]:
+def project_prompts(
+    prompts: Tensor, labels: np.ndarray, cam: Camera, depth: Tensor, cfg: SegmentConfig, scene_scale: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Prompts kept in this view: pixel coords [P', 2] and labels [P'] (dropped: behind, off-image, occluded)."""
     uv, z = cam.project(prompts)
     keep = visible(uv, z, depth, cfg, scene_scale).numpy()
     return uv.numpy()[keep], labels[keep]
 
 
-def assign_labels(means: Tensor, cam: Camera, mask: np.ndarray | None, depth: Tensor, cfg: SegmentConfig, scene_scale: float) -> Tensor:
+def assign_labels(
+    means: Tensor, cam: Camera, mask: np.ndarray | None, depth: Tensor, cfg: SegmentConfig, scene_scale: float
+) -> Tensor:
     """ℓ_v(g) = M_v[⌊v_g⌋, ⌊u_g⌋] for centres with z > 0 inside the image, else −1 [N] int8 [C].
 
     An abstaining view (mask None) gives −1 everywhere; ``occlusion_test`` [R] also gives −1 to
@@ -176,7 +202,9 @@ def _sample(mask: Tensor, pts: Tensor) -> Tensor:
     return mask[pts[:, 1].floor().long().clamp(0, H - 1), pts[:, 0].floor().long().clamp(0, W - 1)]
 
 
-def decompose_view(splats: Splats, labels: Tensor, cam: Camera, mask: np.ndarray, cfg: SegmentConfig) -> tuple[Splats, Tensor, int]:
+def decompose_view(
+    splats: Splats, labels: Tensor, cam: Camera, mask: np.ndarray, cfg: SegmentConfig
+) -> tuple[Splats, Tensor, int]:
     """Gaussian Decomposition of the object's boundary Gaussians in one view (spec §2.6).
 
     For each object Gaussian whose centre is in the image:
@@ -217,7 +245,9 @@ def decompose_view(splats: Splats, labels: Tensor, cam: Camera, mask: np.ndarray
     bnd = mp != mm
     if not bnd.any():
         return splats, labels, 0
-    obj, mu, uv, pp, pm, mp, e, J, scales, quats = (x[bnd] for x in (obj, mu, uv, pp, pm, mp, e, J, scales, quats))
+    obj, mu, uv, pp, pm, mp, e, J, scales, quats = (
+        x[bnd] for x in (obj, mu, uv, pp, pm, mp, e, J, scales, quats)
+    )
     n = ((pp - pm).abs().max(-1).values.floor().long() + 1).clamp(min=2)
     rep = torch.repeat_interleave(torch.arange(len(obj)), n)
     start = torch.cumsum(n, 0) - n
@@ -290,7 +320,11 @@ def segment_gaussians(
     points = np.asarray(points, np.float32).reshape(-1, 2)
     if len(points) == 0:
         raise VislabError("at least one positive click is needed")
-    neg = np.zeros((0, 2), np.float32) if neg_points is None else np.asarray(neg_points, np.float32).reshape(-1, 2)
+    neg = (
+        np.zeros((0, 2), np.float32)
+        if neg_points is None
+        else np.asarray(neg_points, np.float32).reshape(-1, 2)
+    )
     splats = {k: v.detach().cpu().float() for k, v in splats.items()}
     rgbs, alphas, depths = render_all(splats, cams, background, backend)
     ref = cams[ref_view]
@@ -331,12 +365,20 @@ def segment_gaussians(
         renders=rgbs,
         prompts3d=prompts,
         prompt_labels=all_lab,
-        info={"n_gaussians": N, "n_object": int(selected.sum()), "n_decomposed": n_gd, "n_after_gd": len(gd_labels), "valid_views": len(valid)},
+        info={
+            "n_gaussians": N,
+            "n_object": int(selected.sum()),
+            "n_decomposed": n_gd,
+            "n_after_gd": len(gd_labels),
+            "valid_views": len(valid),
+        },
     )
 
 
 @torch.no_grad()
-def render_masks(splats: Splats, labels: Tensor, cams: list[Camera], mode: str = "label", backend: str = "auto") -> list[Tensor]:
+def render_masks(
+    splats: Splats, labels: Tensor, cams: list[Camera], mode: str = "label", backend: str = "auto"
+) -> list[Tensor]:
     """Predicted 2D masks [H, W] bool per camera (spec §2.8).
 
     ``label``: rasterise the full scene with colour = label (1/0), background 0, threshold 0.5 —
@@ -347,14 +389,36 @@ def render_masks(splats: Splats, labels: Tensor, cams: list[Camera], mode: str =
     out = []
     for c in cams:
         if mode == "label":
-            img, _, _ = rasterize(a["means"], a["quats"], a["scales"], a["opacities"], lab, c.viewmat[None], c.K[None], c.width, c.height, backend=backend)
+            img, _, _ = rasterize(
+                a["means"],
+                a["quats"],
+                a["scales"],
+                a["opacities"],
+                lab,
+                c.viewmat[None],
+                c.K[None],
+                c.width,
+                c.height,
+                backend=backend,
+            )
             out.append(img[0, ..., 0] > 0.5)
         elif mode == "alpha":
             sel = labels == 1
             if not sel.any():
                 out.append(torch.zeros(c.height, c.width, dtype=torch.bool))
                 continue
-            _, alpha, _ = rasterize(a["means"][sel], a["quats"][sel], a["scales"][sel], a["opacities"][sel], lab[sel], c.viewmat[None], c.K[None], c.width, c.height, backend=backend)
+            _, alpha, _ = rasterize(
+                a["means"][sel],
+                a["quats"][sel],
+                a["scales"][sel],
+                a["opacities"][sel],
+                lab[sel],
+                c.viewmat[None],
+                c.K[None],
+                c.width,
+                c.height,
+                backend=backend,
+            )
             out.append(alpha[0, ..., 0] > 0.5)
         else:
             raise VislabError(f"unknown eval mode {mode!r} (label, alpha)")

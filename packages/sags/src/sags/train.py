@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from vislab.errors import ConfigError, VislabError
 from vislab.run import Run, track
 from vislab.runtime import is_main_process, setup
@@ -22,10 +21,11 @@ from sags.cameras import Camera, save_cameras_json, scene_scale, stack
 from sags.data import PosedImages, SplatDataModule, load_blender_scene, load_colmap_scene
 from sags.gaussians import Splats, save_ply
 from sags.module import GaussianSplatModule, evaluate_psnr, init_splats
+from sags.scene import auto_click
 
 
 def parse_points(text: str | None) -> np.ndarray | None:
-    """"x,y;x,y" -> [P, 2] float32 (None/empty -> None)."""
+    """ "x,y;x,y" -> [P, 2] float32 (None/empty -> None)."""
     if text is None or str(text).strip() == "":
         return None
     try:
@@ -38,16 +38,6 @@ def parse_points(text: str | None) -> np.ndarray | None:
     return arr
 
 
-def auto_click(inst: torch.Tensor, k: int) -> np.ndarray:
-    """The mask pixel of instance k nearest to its centroid, as a continuous (x, y) pixel centre."""
-    ys, xs = torch.where(inst == k)
-    if len(ys) == 0:
-        raise VislabError(f"object {k} is not visible in the reference view")
-    cy, cx = ys.float().mean(), xs.float().mean()
-    i = ((ys - cy) ** 2 + (xs - cx) ** 2).argmin()
-    return np.array([[float(xs[i]) + 0.5, float(ys[i]) + 0.5]], np.float32)
-
-
 def build_data(cfg: dict[str, Any]) -> tuple[PosedImages, PosedImages | None, Splats, dict[str, Any]]:
     """Training data, optional separate validation views, initial Gaussians, extras (synthetic GT)."""
     d, gen = cfg["data"], torch.Generator().manual_seed(int(cfg["seed"]))
@@ -56,8 +46,12 @@ def build_data(cfg: dict[str, Any]) -> tuple[PosedImages, PosedImages | None, Sp
         from sags.scene import make_scene
 
         s = cfg["synthetic"]
-        scene = make_scene(int(s["size"]), float(s["focal"]), int(s["n_train"]), int(s["n_test"]), float(s["spacing"]))
-        pts = scene.splats["means"] + torch.randn(scene.splats["means"].shape, generator=gen) * float(s["init_jitter"])
+        scene = make_scene(
+            int(s["size"]), float(s["focal"]), int(s["n_train"]), int(s["n_test"]), float(s["spacing"])
+        )
+        pts = scene.splats["means"] + torch.randn(scene.splats["means"].shape, generator=gen) * float(
+            s["init_jitter"]
+        )
         nf = int(len(pts) * float(s["floaters"]))
         lo, hi = torch.tensor([-1.0, -1.0, 0.0]), torch.tensor([1.0, 1.0, 0.6])
         pts = torch.cat([pts, lo + torch.rand(nf, 3, generator=gen) * (hi - lo)])
@@ -71,7 +65,9 @@ def build_data(cfg: dict[str, Any]) -> tuple[PosedImages, PosedImages | None, Sp
         data = load_colmap_scene(d["path"], d["images"], int(d["factor"]), bool(d["normalize"]))
     elif d["source"] == "blender":
         p = Path(d["path"])
-        data = load_blender_scene(p / "transforms_train.json" if p.is_dir() else p, int(d["factor"]), bool(d["white_background"]))
+        data = load_blender_scene(
+            p / "transforms_train.json" if p.is_dir() else p, int(d["factor"]), bool(d["white_background"])
+        )
     else:
         raise ConfigError(f"unknown data.source {d['source']!r} (synthetic, colmap, blender)")
     sc = scene_scale(data.cameras)
@@ -110,19 +106,40 @@ def segment_config(sc: dict[str, Any]):
     from sags.segment import SegmentConfig
 
     return SegmentConfig(
-        lift=sc["lift"], tau=float(sc["tau"]), vote_denominator=sc["vote_denominator"], occlusion_test=bool(sc["occlusion_test"]),
-        gd=bool(sc["gd"]), gd_mode=sc["gd_mode"], gd_stage=sc["gd_stage"], gd_views=int(sc["gd_views"]), eval_mode=sc["eval_mode"],
+        lift=sc["lift"],
+        tau=float(sc["tau"]),
+        vote_denominator=sc["vote_denominator"],
+        occlusion_test=bool(sc["occlusion_test"]),
+        gd=bool(sc["gd"]),
+        gd_mode=sc["gd_mode"],
+        gd_stage=sc["gd_stage"],
+        gd_views=int(sc["gd_views"]),
+        eval_mode=sc["eval_mode"],
     )
 
 
-def evaluate_segmentation(splats: Splats, cams: list[Camera], ref_view: int, points: np.ndarray, neg: np.ndarray | None, provider, sc: dict[str, Any],
-                          scale: float, test_cams: list[Camera], test_gt: list[torch.Tensor], member_fn=None, background=(0.0, 0.0, 0.0)) -> tuple[Any, dict[str, float]]:
+def evaluate_segmentation(
+    splats: Splats,
+    cams: list[Camera],
+    ref_view: int,
+    points: np.ndarray,
+    neg: np.ndarray | None,
+    provider,
+    sc: dict[str, Any],
+    scale: float,
+    test_cams: list[Camera],
+    test_gt: list[torch.Tensor],
+    member_fn=None,
+    background=(0.0, 0.0, 0.0),
+) -> tuple[Any, dict[str, float]]:
     """Run SA-GS and score it: mIoU/mAcc on test views with and without GD, 3D IoU (if known)."""
     from sags.metrics import iou_3d, mean_iou_acc
     from sags.segment import render_masks, segment_gaussians
 
     cfg = segment_config(sc)
-    seg = segment_gaussians(splats, cams, ref_view, points, provider, neg, cfg, scale, background, progress=track)
+    seg = segment_gaussians(
+        splats, cams, ref_view, points, provider, neg, cfg, scale, background, progress=track
+    )
     pm_gd = render_masks(seg.splats, seg.labels, test_cams, cfg.eval_mode)
     pm_no = render_masks(splats, seg.labels_no_gd, test_cams, cfg.eval_mode)
     miou_gd, macc_gd = mean_iou_acc(pm_gd, test_gt)
@@ -135,12 +152,17 @@ def evaluate_segmentation(splats: Splats, cams: list[Camera], ref_view: int, poi
     return seg, res
 
 
-def write_segmentation(seg, out: Path, cams: list[Camera], points: np.ndarray | None = None, ref_view: int = 0) -> None:
-    """labels.npy, votes.npy, object.ply, background.ply, masks/, renders/, overlays, object renders."""
+def write_segmentation(
+    seg, out: Path, cams: list[Camera], points: np.ndarray | None = None, ref_view: int = 0
+) -> None:
+    """labels.npy (rows of scene.ply = the scene after GD), votes.npy (per-view labels [V, N]),
+    object.ply, background.ply, masks/, renders/, mask_overlays.png, object/background renders,
+    segmentation.json (counts, the object's oriented and axis-aligned boxes)."""
+    from vislab.io import atomic_path, write_json
+
     from sags.edit import pca_box, split_object
     from sags.segment import render_all
     from sags.viz import grid, overlay, save_png
-    from vislab.io import atomic_path, write_json
 
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "labels.npy") as t:
@@ -149,6 +171,7 @@ def write_segmentation(seg, out: Path, cams: list[Camera], points: np.ndarray | 
     with atomic_path(out / "votes.npy") as t:
         with open(t, "wb") as f:
             np.save(f, seg.view_labels.numpy().astype(np.int8))
+    save_ply(seg.splats, out / "scene.ply")  # the scene after GD: its rows match labels.npy
     obj, bg = split_object(seg.splats, seg.labels)
     if len(obj["means"]):
         save_ply(obj, out / "object.ply")
@@ -157,7 +180,10 @@ def write_segmentation(seg, out: Path, cams: list[Camera], points: np.ndarray | 
         save_png(seg.renders[v], out / "renders" / f"{v:03d}.png")
         if m is not None:
             save_png(np.repeat(m[..., None].astype(np.float32), 3, -1), out / "masks" / f"{v:03d}.png")
-    ov = [overlay(seg.renders[v], seg.masks[v], points=points if v == ref_view else None) for v in range(len(cams))]
+    ov = [
+        overlay(seg.renders[v], seg.masks[v], points=points if v == ref_view else None)
+        for v in range(len(cams))
+    ]
     n = len(ov)
     cols = min(n, 8)
     rows = [ov[i : i + cols] for i in range(0, n, cols)]
@@ -189,11 +215,22 @@ def train(run: Run) -> dict[str, Any] | None:
     data, val, splats0, extra = build_data(cfg)
     dm = SplatDataModule(data, int(cfg["data"]["test_every"]), val)
     module = make_module(cfg, splats0, data)
-    eval_set = val if val is not None else PosedImages(data.images[:: max(int(cfg["data"]["test_every"]), 1)], data.cameras[:: max(int(cfg["data"]["test_every"]), 1)])
+    eval_set = (
+        val
+        if val is not None
+        else PosedImages(
+            data.images[:: max(int(cfg["data"]["test_every"]), 1)],
+            data.cameras[:: max(int(cfg["data"]["test_every"]), 1)],
+        )
+    )
     vm, Ks = stack(eval_set.cameras)
     deg = int(cfg["model"]["sh_degree"])
-    psnr_before = evaluate_psnr(splats0, eval_set.images, vm, Ks, deg, data.background) if is_main_process() else 0.0
-    run.log(f"{len(splats0['means'])} initial Gaussians, scene scale {scene_scale(data.cameras):.3f}, test PSNR before {psnr_before:.2f} dB")
+    psnr_before = (
+        evaluate_psnr(splats0, eval_set.images, vm, Ks, deg, data.background) if is_main_process() else 0.0
+    )
+    run.log(
+        f"{len(splats0['means'])} initial Gaussians, scene scale {scene_scale(data.cameras):.3f}, test PSNR before {psnr_before:.2f} dB"
+    )
     trainer = run.trainer()
     trainer.fit(module, datamodule=dm, ckpt_path=run.resume_checkpoint())
     if not trainer.is_global_zero:
@@ -205,11 +242,17 @@ def train(run: Run) -> dict[str, Any] | None:
     if val is not None:
         save_cameras_json(val.cameras, run.path("test_cameras.json"))
     _fit_pictures(run, splats0, splats, eval_set)
-    result: dict[str, Any] = {"psnr_before": psnr_before, "psnr_after": psnr_after, "num_gaussians": len(splats["means"])}
+    result: dict[str, Any] = {
+        "psnr_before": psnr_before,
+        "psnr_after": psnr_after,
+        "num_gaussians": len(splats["means"]),
+    }
     sc = cfg["segment"]
     scene = extra.get("scene")
     if not sc["enabled"] or (scene is None and not sc["points"]):
-        return run.finish(metric="psnr", higher_is_better=True, before=psnr_before, after=psnr_after, **result)
+        return run.finish(
+            metric="psnr", higher_is_better=True, before=psnr_before, after=psnr_after, **result
+        )
     from sags.providers import make_provider
 
     ref = int(sc["ref_view"])
@@ -224,10 +267,26 @@ def train(run: Run) -> dict[str, Any] | None:
         sscale = scene_scale(scene.train_cams)
         res = {}
         for tag, sp in (("before", splats0), ("after", splats)):
-            provider = make_provider(sc["provider"], scene.train_inst, sc["sam_type"], sc["sam_checkpoint"], sc["sam_k"])
-            seg, r = evaluate_segmentation(sp, scene.train_cams, ref, points, neg, provider, sc, sscale, scene.test_cams, test_gt, member_fn)
+            provider = make_provider(
+                sc["provider"], scene.train_inst, sc["sam_type"], sc["sam_checkpoint"], sc["sam_k"]
+            )
+            seg, r = evaluate_segmentation(
+                sp,
+                scene.train_cams,
+                ref,
+                points,
+                neg,
+                provider,
+                sc,
+                sscale,
+                scene.test_cams,
+                test_gt,
+                member_fn,
+            )
             res[tag] = r
-            run.log(f"segmentation on {tag}-training Gaussians: mIoU {r['mIoU']:.3f} (no GD {r['mIoU_noGD']:.3f}), 3D IoU {r.get('iou3d', float('nan')):.3f}")
+            run.log(
+                f"segmentation on {tag}-training Gaussians: mIoU {r['mIoU']:.3f} (no GD {r['mIoU_noGD']:.3f}), 3D IoU {r.get('iou3d', float('nan')):.3f}"
+            )
         write_segmentation(seg, run.out / "segmentation", scene.train_cams, points, ref)
         _test_pictures(run, seg, scene, test_gt)
         for key in ("mIoU_noGD", "mAcc", "mAcc_noGD", "iou3d", "n_object", "n_decomposed"):
@@ -235,13 +294,30 @@ def train(run: Run) -> dict[str, Any] | None:
             result[f"{key}_before_training"] = res["before"].get(key)
         result["provider"] = sc["provider"]
         result["click"] = points.tolist()
-        return run.finish(metric="mIoU", higher_is_better=True, before=res["before"]["mIoU"], after=res["after"]["mIoU"], **result)
+        return run.finish(
+            metric="mIoU",
+            higher_is_better=True,
+            before=res["before"]["mIoU"],
+            after=res["after"]["mIoU"],
+            **result,
+        )
     # real scene with clicks: no ground truth; segment and write outputs, headline stays the fit
     points = parse_points(sc["points"])
     provider = make_provider(sc["provider"], None, sc["sam_type"], sc["sam_checkpoint"], sc["sam_k"])
     from sags.segment import segment_gaussians
 
-    seg = segment_gaussians(splats, data.cameras, ref, points, provider, parse_points(sc["neg_points"]), segment_config(sc), scene_scale(data.cameras), data.background, progress=track)
+    seg = segment_gaussians(
+        splats,
+        data.cameras,
+        ref,
+        points,
+        provider,
+        parse_points(sc["neg_points"]),
+        segment_config(sc),
+        scene_scale(data.cameras),
+        data.background,
+        progress=track,
+    )
     write_segmentation(seg, run.out / "segmentation", data.cameras, points, ref)
     result.update({k: v for k, v in seg.info.items() if isinstance(v, (int, float))})
     return run.finish(metric="psnr", higher_is_better=True, before=psnr_before, after=psnr_after, **result)
@@ -256,8 +332,17 @@ def _fit_pictures(run: Run, before: Splats, after: Splats, ev: PosedImages) -> N
     rb = render_all(before, cams, ev.background)[0]
     ra, _, depth = render_all(after, cams, ev.background)
     d = depth / depth[depth > 0].max().clamp(min=1e-6) if (depth > 0).any() else depth
-    rows = [[ev.images[i] for i in range(n)], [rb[i] for i in range(n)], [ra[i] for i in range(n)], [d[i][..., None].expand(-1, -1, 3) for i in range(n)]]
-    save_png(grid(rows), run.path("renders_gt_before_after_depth.png"), scale=max(1, 256 // max(ev.images.shape[1:3])))
+    rows = [
+        [ev.images[i] for i in range(n)],
+        [rb[i] for i in range(n)],
+        [ra[i] for i in range(n)],
+        [d[i][..., None].expand(-1, -1, 3) for i in range(n)],
+    ]
+    save_png(
+        grid(rows),
+        run.path("renders_gt_before_after_depth.png"),
+        scale=max(1, 256 // max(ev.images.shape[1:3])),
+    )
 
 
 def _test_pictures(run: Run, seg, scene, test_gt) -> None:
@@ -266,5 +351,8 @@ def _test_pictures(run: Run, seg, scene, test_gt) -> None:
 
     rgb = render_all(seg.splats, scene.test_cams)[0]
     pm = seg.info["pred_masks_test"]
-    rows = [[overlay(rgb[i], test_gt[i], color=(0.1, 1.0, 0.2)) for i in range(len(pm))], [overlay(rgb[i], pm[i]) for i in range(len(pm))]]
+    rows = [
+        [overlay(rgb[i], test_gt[i], color=(0.1, 1.0, 0.2)) for i in range(len(pm))],
+        [overlay(rgb[i], pm[i]) for i in range(len(pm))],
+    ]
     save_png(grid(rows), run.path("test_masks_gt_vs_pred.png"), scale=max(1, 256 // max(rgb.shape[1:3])))

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 from torch import Tensor
-
 from vislab.io import atomic_path
 
 
@@ -30,7 +29,13 @@ def save_png(img: np.ndarray | Tensor, path: str | Path, scale: int = 1) -> Path
     return Path(path)
 
 
-def overlay(img: np.ndarray | Tensor, mask: np.ndarray | Tensor | None, color=(1.0, 0.2, 0.8), alpha: float = 0.55, points: np.ndarray | None = None) -> np.ndarray:
+def overlay(
+    img: np.ndarray | Tensor,
+    mask: np.ndarray | Tensor | None,
+    color=(1.0, 0.2, 0.8),
+    alpha: float = 0.55,
+    points: np.ndarray | None = None,
+) -> np.ndarray:
     """The image with ``mask`` tinted and its boundary drawn; clicks drawn as yellow dots."""
     a = to_u8(img).astype(np.float32) / 255.0
     if mask is not None:
@@ -54,7 +59,7 @@ def grid(rows: list[list[np.ndarray | Tensor]], pad: int = 2) -> np.ndarray:
     out = np.full((len(rows_u8) * (H + pad) + pad, ncol * (W + pad) + pad, 3), 255, np.uint8)
     for i, r in enumerate(rows_u8):
         for j, x in enumerate(r):
-            out[pad + i * (H + pad) : pad + i * (H + pad) + H, pad + j * (W + pad) : pad + j * (W + pad) + W] = x[..., :3]
+            out[
+                pad + i * (H + pad) : pad + i * (H + pad) + H, pad + j * (W + pad) : pad + j * (W + pad) + W
+            ] = x[..., :3]
     return out
-
-
