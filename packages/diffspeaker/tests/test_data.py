@@ -180,3 +180,70 @@ def test_biwi_layout_and_region_files(tmp_path):
     np.save(root / "vertices_npy" / "F2_01.npy", rng.random((12, 7)).astype(np.float32))
     with pytest.raises(InputError, match=r"\(frames, 18\)"):
         tr[0]
+
+
+def test_evaluate_command_on_vocaset_layout(tmp_path, capsys):
+    import json
+
+    import torch
+    from diffspeaker.cli import main
+    from diffspeaker.model import tiny_audio_config
+    from diffspeaker.module import DiffSpeakerModule, evaluate, save_checkpoint, test_seeds
+
+    _make_vocaset(tmp_path / "voca")
+    cfg = {
+        "n_feats": 30,
+        "dim": 16,
+        "ff": 32,
+        "heads": 4,
+        "layers": 1,
+        "period": 30,
+        "n_styles": 8,
+        "time_sin_dim": 32,
+    }
+    torch.manual_seed(0)
+    module = DiffSpeakerModule(cfg, tiny_audio_config(), sampling={"steps": 3})
+    torch.nn.init.normal_(module.model.denoiser.motion_decoder.weight, std=0.1)
+    test = TalkingFaceFolder(tmp_path / "voca", "vocaset", "test")
+    module.geometry = test.geometry()
+    calls = []
+    orig = module.generate
+    module.generate = lambda *a, **k: calls.append(1) or orig(*a, **k)
+    res = evaluate(module, test)
+    assert len(calls) == 8  # the unseen test subject is generated with each of the 8 training styles
+    assert res["LVE"] > 0 and np.isfinite(res["FDD"])
+    del module.generate
+    save_checkpoint(module, tmp_path / "m.ckpt")
+    rc = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(tmp_path / "m.ckpt"),
+            "--data-root",
+            str(tmp_path / "voca"),
+            "--dataset",
+            "vocaset",
+            "--runs",
+            "2",
+            "--output",
+            str(tmp_path / "r.json"),
+        ]
+    )
+    assert rc == 0
+    out = json.loads((tmp_path / "r.json").read_text())
+    assert [r["seed"] for r in out["runs"]] == test_seeds(2) == [1234, 0]
+    assert out["summary"]["LVE"]["mean"] == pytest.approx(np.mean([r["LVE"] for r in out["runs"]]))
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(tmp_path / "m.ckpt"),
+                "--data-root",
+                str(tmp_path / "voca"),
+                "--dataset",
+                "biwi",
+            ]
+        )
+        == 2
+    )

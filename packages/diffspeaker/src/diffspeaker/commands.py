@@ -229,3 +229,74 @@ def convert_main(argv: list[str]) -> int:
     save_torch(ck, args.out)
     console().print(f"converted {args.official} ({args.dataset}) -> {args.out}")
     return 0
+
+
+def evaluate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="diffspeaker evaluate",
+        description="LVE/FDD of a checkpoint on VOCASET or BIWI (official protocol: repeated runs, mean +- 1.96 std/sqrt(n)).",
+    )
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--data-root", required=True, type=Path, help="dataset folder in the official layout")
+    p.add_argument("--dataset", required=True, choices=["vocaset", "biwi"])
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--runs", type=int, default=10, help="repeated test runs (seeds 1234, 0, 10, 20, ...)")
+    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the checkpoint's)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--output", type=Path, default=None, help="write the results as JSON here")
+    return p
+
+
+def evaluate_main(argv: list[str]) -> int:
+    args = evaluate_parser().parse_args(argv)
+    import json
+
+    import torch
+    from vislab import runtime
+    from vislab.io import write_json
+
+    from diffspeaker.data import TalkingFaceFolder
+    from diffspeaker.metrics import confidence_interval
+    from diffspeaker.module import evaluate, load_checkpoint, test_seeds
+
+    if args.runs < 1:
+        raise VislabError("--runs must be >= 1")
+    module = load_checkpoint(args.checkpoint)
+    ds = TalkingFaceFolder(args.data_root, args.dataset, args.split)
+    geometry = ds.geometry()
+    n_feats = module.model.denoiser.motion_decoder.out_features
+    if ds.n_feats != n_feats:
+        raise InputError(
+            args.data_root,
+            f"dataset meshes have {ds.n_feats // 3} vertices, the checkpoint expects {n_feats // 3}",
+        )
+    n_styles = module.model.denoiser.style.embedding.num_embeddings
+    if len(geometry.styles) != n_styles:
+        raise InputError(
+            args.checkpoint,
+            f"checkpoint has {n_styles} styles, {args.dataset} has {len(geometry.styles)} training subjects",
+        )
+    module.geometry = geometry
+    module = module.to(runtime.device() if torch.cuda.is_available() else torch.device("cpu"))
+    runs = []
+    for seed in test_seeds(args.runs):
+        r = evaluate(
+            module, ds, steps=args.steps, seed=seed, batch_size=args.batch_size, progress=f"seed {seed}"
+        )
+        runs.append({k: v for k, v in r.items() if k != "results"} | {"seed": seed})
+    summary = {}
+    for key in ("LVE", "LVE_weighted", "FDD", "FDD_weighted"):
+        m, ci = confidence_interval([r[key] for r in runs])
+        summary[key] = {"mean": m, "ci95": ci}
+    out = {
+        "checkpoint": str(args.checkpoint),
+        "dataset": args.dataset,
+        "split": args.split,
+        "sequences": len(ds),
+        "summary": summary,
+        "runs": runs,
+    }
+    if args.output is not None:
+        write_json(args.output, out)
+    print(json.dumps(summary, indent=2))
+    return 0

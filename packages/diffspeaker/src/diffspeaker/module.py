@@ -236,6 +236,24 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> DiffSpeakerM
     return module.eval()
 
 
+def save_checkpoint(module: DiffSpeakerModule, path: str | Path) -> Path:
+    """Write ``module`` as a checkpoint :func:`load_checkpoint` reads (atomic)."""
+    from vislab.io import save_torch
+
+    ck = {
+        "state_dict": module.state_dict(),
+        "hyper_parameters": dict(module.hparams),
+        CKPT_MARK: FORMAT_VERSION,
+    }
+    module.on_save_checkpoint(ck)
+    return save_torch(ck, path)
+
+
+def test_seeds(runs: int) -> list[int]:
+    """Seeds of the official repeated test: 1234 first, then 0, 10, 20, ..."""
+    return [1234] + [10 * i for i in range(runs - 1)]
+
+
 # --------------------------------------------------------------------------- official checkpoints
 
 OFFICIAL_DATASETS = {
