@@ -135,6 +135,14 @@ def test_trim_keeps_used_rows_and_round_trips(tmp_path, cfg):
     assert t.ids("zebra") == [t.unk_id]  # trimmed away
     with pytest.raises(InputError, match="exists"):
         trim_mbart(d, out, "de_DE", ["the man"])
+    from flallm.cli import main
+
+    (tmp_path / "sent.txt").write_text("the man sees\nthe car\n")
+    assert main(["trim", "--model", str(d), "--out", str(tmp_path / "t2"), "--lang", "de_DE", "--sentences", str(tmp_path / "sent.txt")]) == 0
+    assert SignTokenizer.from_dir(tmp_path / "t2", "de_DE").vocab_size == 4 + 1 + 4
+    assert main(["trim", "--model", str(tmp_path / "none"), "--out", str(tmp_path / "t3"), "--lang", "de_DE",
+                 "--sentences", str(tmp_path / "sent.txt")]) == 2
+    assert not (tmp_path / "t3").exists()
     with pytest.raises(VislabError, match="mBART-cc25"):
         trim_mbart(d, tmp_path / "x", "xx_YY", ["the man"])
     with pytest.raises(InputError, match="already trimmed"):

@@ -105,12 +105,17 @@ def test_bad_inputs_exit_cleanly(finished_run, tmp_path, capsys):
     g = _gif(tmp_path / "ok.gif", [np.zeros((32, 32, 3), np.uint8)] * 4)
     (tmp_path / "bad.mp4").write_bytes(b"garbage")
     torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
+    (tmp_path / "frames").mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "frames" / "0001.png")
+    (tmp_path / "frames" / "0000.png").write_bytes(b"\x89PNG corrupt")
     (tmp_path / "trunc.ckpt").write_bytes(open(ck, "rb").read()[:1000])
     cases = [
         (["translate", "--checkpoint", str(tmp_path / "missing.ckpt"), str(g)], "not found"),
         (["translate", "--checkpoint", str(tmp_path / "foreign.ckpt"), str(g)], "not a flallm checkpoint"),
         (["translate", "--checkpoint", str(tmp_path / "trunc.ckpt"), str(g)], "cannot load"),
         (["translate", "--checkpoint", ck, str(g), str(tmp_path / "bad.mp4")], "bad.mp4: cannot read video"),
+        (["translate", "--checkpoint", ck, str(tmp_path / "frames")], "0000.png: cannot read image"),
+        (["translate", "--checkpoint", ck, str(tmp_path / "nothing.gif")], "video not found"),
         (["--output-dir", str(tmp_path / "r"), "--data.source", "phoenix14t", "--data.root", str(tmp_path / "none")], "not found"),
         (["--output-dir", str(tmp_path / "r2"), "--stage1.nope", "1"], "unknown key"),
     ]
