@@ -7,6 +7,11 @@
   ``frame``, ``depth`` (1,H,W).
 * protocols: :func:`leave_one_domain_out` (O/C/I/M), :func:`uniattack_protocol` (p1, p2.1, p2.2).
 * attacks and domains as separate seedable transforms: :data:`ATTACKS`, :data:`DOMAINS`, :func:`camera`.
+* real-dataset readers (:mod:`vislab.faces.readers`): :func:`mcio_dataset`, :func:`flip_dataset`,
+  :func:`oulu_dataset`, :func:`uniattack_dataset`, :func:`read_list_dataset` -> :class:`FaceFrames`.
+* ``vislab toy faces --out DIR`` (:mod:`vislab.faces.cli`), the CNN signal check (:mod:`vislab.faces.check`).
+
+See ``README.md`` in this folder for the conventions and the layouts.
 """
 
 from vislab.faces.attacks import (
@@ -29,6 +34,14 @@ from vislab.faces.protocols import (
     uniattack_attacks,
     uniattack_protocol,
 )
+from vislab.faces.readers import (
+    FaceFrames,
+    flip_dataset,
+    mcio_dataset,
+    oulu_dataset,
+    read_list_dataset,
+    uniattack_dataset,
+)
 from vislab.faces.toy import (
     FaceRecord,
     ToyFaces,
@@ -47,6 +60,7 @@ __all__ = [
     "DIGITAL_EDITING",
     "DOMAINS",
     "Domain",
+    "FaceFrames",
     "FaceRecord",
     "LABEL_NAMES",
     "MCIO",
@@ -57,12 +71,17 @@ __all__ = [
     "balanced_weights",
     "cache_root",
     "camera",
+    "flip_dataset",
     "get_attack",
     "get_domain",
     "leave_one_domain_out",
+    "mcio_dataset",
+    "oulu_dataset",
     "parse_protocol",
+    "read_list_dataset",
     "render_sample",
     "split_identities",
     "uniattack_attacks",
+    "uniattack_dataset",
     "uniattack_protocol",
 ]

@@ -54,10 +54,10 @@ DOMAINS: dict[str, Domain] = {
     ),
     "I": Domain(
         "I", "Replay-Attack-like: controlled and adverse light, bluish, lower contrast",
-        wb=(0.92, 0.98, 1.1), gamma=0.9, contrast=0.85, blur=(0.4, 0.7), downscale=(0.8, 0.9),
+        wb=(0.92, 0.98, 1.1), gamma=0.9, contrast=0.9, blur=(0.4, 0.7), downscale=(0.8, 0.9),
         noise=(0.0005, 0.008), jpeg=(75, 90), light_x=(-1.0, -0.2),
         bg=((0.4, 0.42, 0.5), (0.62, 0.64, 0.7), (0.3, 0.3, 0.35)),
-        halftone_pitch=(1.8, 2.6), screen_period=(2.5, 3.0), screen_strength=(0.07, 0.12), moire_freq=(0.2, 0.35),
+        halftone_pitch=(2.0, 2.8), screen_period=(2.8, 3.2), screen_strength=(0.08, 0.14), moire_freq=(0.2, 0.35),
     ),
     "M": Domain(
         "M", "MSU-MFSD-like: laptop camera, blurred, strong JPEG, yellowish (the hardest domain)",
