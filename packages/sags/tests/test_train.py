@@ -5,11 +5,9 @@ import copy
 import numpy as np
 import pytest
 import torch
-
+from sags.cli import main
 from vislab.config import dump_yaml
 from vislab.testing import assert_run_contract, make_run, read_metrics, run_module
-
-from sags.cli import main
 
 TINY = {
     "synthetic": {"size": 32, "n_train": 4, "n_test": 2, "spacing": 0.08},
@@ -35,7 +33,6 @@ def tiny_parts():
 
 def test_fast_dev_run(tiny_parts):
     import pytorch_lightning as pl
-
     from sags.data import SplatDataModule
 
     cfg, (data, val, splats, _), make_module = tiny_parts
@@ -54,7 +51,6 @@ def test_fast_dev_run(tiny_parts):
 
 def test_loss_drops_and_densifies(tiny_parts):
     import pytorch_lightning as pl
-
     from sags.data import SplatDataModule
 
     cfg, (data, val, splats, _), make_module = tiny_parts
