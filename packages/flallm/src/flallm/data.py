@@ -53,7 +53,7 @@ def read_video(path: str | Path) -> np.ndarray:
     """All frames of a video or animated image as uint8 (T, H, W, 3).
 
     ``.npy`` arrays, multi-frame images (GIF/WebP/TIFF, via PIL) and videos (mp4, avi, ...,
-    via imageio's ffmpeg plugin). Unreadable files raise InputError naming the file.
+    via OpenCV). Unreadable files raise InputError naming the file.
     """
     p = require_file(path, "video")
     suf = p.suffix.lower()
@@ -66,10 +66,7 @@ def read_video(path: str | Path) -> np.ndarray:
             with Image.open(p) as im:
                 arr = np.stack([np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(im)])
         elif suf in VIDEO_SUFFIXES:
-            import imageio.v2 as iio
-
-            with iio.get_reader(str(p), "ffmpeg") as rd:
-                arr = np.stack([np.asarray(f)[..., :3] for f in rd])
+            arr = _read_video_cv2(p)
         elif suf in IMAGE_SUFFIXES:
             arr = load_image(p)[None]
         else:
@@ -81,6 +78,27 @@ def read_video(path: str | Path) -> np.ndarray:
     if arr.ndim != 4 or arr.shape[-1] != 3 or arr.shape[0] == 0:
         raise InputError(p, f"expected frames of shape (T, H, W, 3), got {tuple(arr.shape)}")
     return np.ascontiguousarray(arr.astype(np.uint8))
+
+
+def _read_video_cv2(p: Path) -> np.ndarray:
+    """Decode a video with OpenCV (its bundled ffmpeg); RGB uint8 (T, H, W, 3)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(p))
+    try:
+        if not cap.isOpened():
+            raise ValueError("no decodable video stream")
+        frames = []
+        while True:
+            ok, f = cap.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
+    finally:
+        cap.release()
+    if not frames:
+        raise ValueError("no frames decoded")
+    return np.stack(frames)
 
 
 def load_sample_frames(sample: dict[str, Any], stride: int, max_frames: int, train: bool, rng: random.Random) -> np.ndarray:

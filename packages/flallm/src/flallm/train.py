@@ -41,16 +41,27 @@ def video_loader(samples: list[dict[str, Any]], cfg: dict[str, Any], tok: SignTo
                       num_workers=int(cfg["data"].get("num_workers", 0)))
 
 
+def _autocast(dev: torch.device):
+    """bf16/fp16 autocast on GPUs (vislab.runtime's choice), nothing on the CPU (fp32)."""
+    import contextlib
+
+    dt = runtime.autocast_dtype(dev)
+    return torch.autocast(dev.type, dtype=dt) if dt is not None else contextlib.nullcontext()
+
+
 @torch.no_grad()
 def evaluate(module: Stage1Module | Stage2Module, loader: DataLoader, desc: str = "evaluating") -> tuple[dict[str, float], list[dict[str, str]]]:
     """Beam-search every batch; BLEU-1..4 and ROUGE-L against the references."""
     was_training = module.training
     module.eval()
-    dev = module.device
+    dev = runtime.device()
+    module.to(dev)  # Lightning moves modules back to the CPU after fit
     rows = []
     for batch in track(loader, desc):
         b = {k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in batch.items()}
-        for i, h, r in zip(batch["ids"], module.translate_batch(b), batch["texts"]):
+        with _autocast(dev):
+            hyps = module.translate_batch(b)
+        for i, h, r in zip(batch["ids"], hyps, batch["texts"]):
             rows.append({"id": i, "hyp": h, "ref": r})
     module.train(was_training)
     scores = translation_scores([r["hyp"] for r in rows], [r["ref"] for r in rows], module.lang)
@@ -61,10 +72,12 @@ def evaluate(module: Stage1Module | Stage2Module, loader: DataLoader, desc: str 
 def extract_features(module: Stage2Module, samples: list[dict[str, Any]], cfg: dict[str, Any], desc: str) -> list[dict[str, Any]]:
     """Sign-wise features F (N_i, C) of every sample from the frozen encoder (cached for all epochs)."""
     module.visual.eval()
-    dev = module.device
+    dev = runtime.device()
+    module.to(dev)
     out = []
     for batch in track(video_loader(samples, cfg, None), desc):
-        f = module.features(batch["frames"].to(dev), batch["lengths"].to(dev)).cpu()
+        with _autocast(dev):
+            f = module.features(batch["frames"].to(dev), batch["lengths"].to(dev)).float().cpu()
         for b, (i, t) in enumerate(zip(batch["ids"], batch["texts"])):
             out.append({"id": i, "text": t, "feats": f[b, : int(batch["lengths"][b])].clone()})
     return out
