@@ -373,3 +373,62 @@ def test_official_checkpoint_conversion(tmp_path):
         == 2
     )
     assert not (tmp_path / "d.ckpt").exists()
+
+
+def test_gradient_checkpointing_trains():
+    from diffspeaker.data import SyntheticTalkingFaces, collate
+
+    ds = SyntheticTalkingFaces(2, seed=0, seconds=1.0)
+    m = DiffSpeaker(
+        {
+            "n_feats": 900,
+            "dim": 16,
+            "ff": 32,
+            "heads": 4,
+            "layers": 1,
+            "period": 30,
+            "n_styles": 3,
+            "time_sin_dim": 16,
+            "gradient_checkpointing": True,
+        },
+        tiny_audio_config(),
+    ).train()
+    assert m.audio_encoder.backbone.is_gradient_checkpointing
+    pred, x0 = m.training_prediction(collate([ds[0], ds[1]]))
+    ((pred - x0) ** 2).mean().backward()
+    assert m.audio_encoder.backbone.encoder.layers[0].attention.q_proj.weight.grad is not None
+
+
+def test_shipped_configs_have_the_same_keys():
+    from vislab.run import list_presets, load_preset
+
+    def keys(d, prefix=""):
+        out = set()
+        for k, v in d.items():
+            if k in ("trainer", "config"):
+                continue
+            out.add(prefix + k)
+            if isinstance(v, dict):
+                out |= keys(v, prefix + k + ".")
+        return out
+
+    presets = list_presets("diffspeaker")
+    assert {"default", "paper", "paper_biwi"} <= set(presets)
+    base = keys(load_preset("diffspeaker"))
+    for name in presets:
+        cfg = load_preset("diffspeaker", name)
+        assert keys(cfg) == base, name
+    paper = load_preset("diffspeaker", "paper")
+    assert (paper["model"]["dim"], paper["model"]["ff"], paper["model"]["period"], paper["optim"]["lr"]) == (
+        512,
+        1024,
+        30,
+        1e-4,
+    )
+    biwi = load_preset("diffspeaker", "paper_biwi")
+    assert (
+        biwi["model"]["dim"],
+        biwi["model"]["ff"],
+        biwi["model"]["period"],
+        biwi["data"]["train_repeat"],
+    ) == (1024, 2048, 25, 20)

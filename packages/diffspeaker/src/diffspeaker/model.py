@@ -451,6 +451,8 @@ class DiffSpeaker(nn.Module):
         self.cfg = dict(cfg)
         backbone = build_backbone(audio_config, audio_path)
         self.audio_encoder = AudioEncoder(backbone, freeze_cnn=cfg.get("freeze_cnn", True))
+        if cfg.get("gradient_checkpointing", False):
+            backbone.gradient_checkpointing_enable()  # the 12-layer encoder dominates memory at paper size
         self.denoiser = BiasedDenoiser(
             n_feats=cfg["n_feats"],
             audio_dim=self.audio_encoder.dim,
