@@ -1,3 +1,3 @@
-"""incantations: Seek for incantations: text-to-image synthesis through prompt learning (arXiv:2401.06345)."""
+"""incantations: prompt learning for accurate text-to-image synthesis (Seek for Incantations, arXiv:2401.06345)."""
 
 __version__ = "0.1.0"

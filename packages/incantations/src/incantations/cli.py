@@ -1,15 +1,24 @@
-"""Command line of incantations: ``incantations`` / ``python -m incantations`` / ``train incantations``."""
+"""Command line of incantations: ``incantations`` / ``python -m incantations`` / ``train incantations`` and
+``incantations learn``."""
 
 from __future__ import annotations
 
-from vislab.errors import VislabError
 from vislab.run import Run, method_main
 
 
-def _train(run: Run) -> None:
-    raise VislabError("incantations: training is not implemented yet")
+def _train(run: Run):
+    from incantations.train import train
+
+    return train(run)
+
+
+def _learn(argv: list[str]) -> int:
+    from incantations.commands import learn_main
+
+    return learn_main(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the embedded default, or a real run from --config / overrides."""
-    return method_main("incantations", _train, argv)
+    """Learn incantations for a prompt set (the embedded default with no arguments), or ``incantations learn``."""
+    return method_main("incantations", _train, argv, commands={"learn": _learn},
+                       description="Seek for incantations: prompt learning for accurate text-to-image synthesis.")

@@ -1,0 +1,57 @@
+"""``incantations learn --model DIR --prompt "..."``: learn one prompt, print it, write images and attention maps."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+
+def learn_main(argv: list[str]) -> int:
+    from vislab import config as cfgmod
+    from vislab import runtime
+    from vislab.run import load_preset
+
+    from incantations.pipeline import attention_maps, load_models, run_prompt
+    from incantations.plots import save_attention, save_prompt_panel
+
+    p = argparse.ArgumentParser(prog="incantations learn", description="Learn an incantation for one prompt.")
+    p.add_argument("--model", default="toy", help="a local diffusers SD folder, or 'toy' (the toy SD)")
+    p.add_argument("--guidance-clip", default=None, help="local HF CLIP folder for guidance (default: toy CLIP for the toy SD)")
+    p.add_argument("--judge-clip", default=None, help="local HF CLIP folder for judging (default: a second toy CLIP)")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--out", type=Path, default=Path("incantations_out"))
+    p.add_argument("--preset", default="default")
+    p.add_argument("--config", type=Path, default=None, help="YAML merged over the preset")
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    args, rest = p.parse_known_args(argv)
+    cfg = cfgmod.resolve(load_preset("incantations", args.preset), args.config, rest)
+    cfg["model"]["sd"] = args.model
+    if args.guidance_clip:
+        cfg["model"]["guidance_clip"] = args.guidance_clip
+    if args.judge_clip:
+        cfg["model"]["judge_clip"] = args.judge_clip
+    runtime.setup(int(cfg["seed"]))
+    frozen, judge = load_models(cfg["model"], runtime.device())
+    seeds = args.seeds or [int(s) for s in cfg["eval"]["seeds"]]
+    res = run_prompt(frozen, args.prompt, cfg, seeds)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    save_prompt_panel(out / "before_after.png", res, seeds)
+    words = args.prompt.rstrip(".").split()
+    positions = list(range(1, 1 + len(words)))
+    s = cfg["sampling"]
+    with torch.no_grad():
+        emb, _ = frozen.embed(args.prompt, None, 0)
+        before = attention_maps(frozen, frozen.H(emb), seeds[0], s["steps"], s["cfg"], positions)
+        after = attention_maps(frozen, res.learner.prompt_embeds(), seeds[0], s["steps"], s["cfg"], positions)
+    save_attention(out / "attention.png", before, after, words)
+    (out / "incantation.txt").write_text(res.learner.text() + "\n")
+    from safetensors.torch import save_file
+
+    save_file({"prompt_embeds": res.learner.prompt_embeds()[0].cpu().contiguous()}, str(out / "prompt_embeds.safetensors"))
+    sys.stdout.write(res.learner.text() + "\n")
+    print(f"images and attention maps in {out}", file=sys.stderr)
+    return 0
