@@ -432,3 +432,37 @@ def test_shipped_configs_have_the_same_keys():
         biwi["model"]["period"],
         biwi["data"]["train_repeat"],
     ) == (1024, 2048, 25, 20)
+
+
+@pytest.mark.parametrize("kind", ["wav2vec2", "hubert"])
+def test_audio_encoder_from_local_folder(tmp_path, kind):
+    from diffspeaker.model import build_backbone
+    from diffspeaker.module import DiffSpeakerModule
+    from vislab.errors import InputError
+
+    torch.manual_seed(0)
+    ref = build_backbone(tiny_audio_config(kind))
+    assert type(ref).__name__ == ("HubertModel" if kind == "hubert" else "Wav2Vec2Model")
+    ref.save_pretrained(tmp_path / "enc")
+    cfg = {
+        "n_feats": 6,
+        "dim": 16,
+        "ff": 32,
+        "heads": 4,
+        "layers": 1,
+        "period": 30,
+        "n_styles": 2,
+        "time_sin_dim": 16,
+    }
+    m = DiffSpeakerModule(cfg, audio_path=str(tmp_path / "enc"))
+    got = m.model.audio_encoder.backbone.state_dict()
+    for k, v in ref.state_dict().items():
+        assert torch.equal(got[k], v), k
+    assert (
+        m.hparams["audio_path"] is None and m.hparams["audio"]["hidden_size"] == 32
+    )  # self-contained checkpoint
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="config.json missing"):
+        build_backbone(path=str(tmp_path / "empty"))
+    with pytest.raises(InputError, match="not found"):
+        build_backbone(path=str(tmp_path / "nope"))
