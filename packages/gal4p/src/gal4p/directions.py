@@ -25,11 +25,11 @@ STYLE_DIRECTIONS: tuple[str, ...] = tuple(
         "A backpack", "A donut", "A leaf", "Moon", "A jacket", "A parrot", "A lantern", "A cluster of grapes", "A knife",
     )
 )
-# toy world: positions, sizes and a second object are the contexts the toy SD was trained on (the references
+# toy world: positions and a second object are the contexts the toy SD was trained on (the references
 # sit in the centre, so "in the centre" is their own caption and not a direction)
 TOY_OBJECT_DIRECTIONS: tuple[str, ...] = (
-    "{} on the left", "{} on the right", "{} at the top", "{} at the bottom", "a small {}", "a large {}",
-    "{} and a blue square", "{} and a green circle", "{} and a yellow ring", "{} and a red triangle", "{} and an orange cross",
+    "{} on the left", "{} on the right", "{} at the top", "{} at the bottom", "{} and a blue square",
+    "{} and a green circle", "{} and a yellow ring", "{} and a red triangle", "{} and an orange cross", "{} and a purple square",
 )
 # toy world "style" = a texture shown on any subject, e.g. descriptor "in sks style"
 TOY_STYLE_DIRECTIONS: tuple[str, ...] = (

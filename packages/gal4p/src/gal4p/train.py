@@ -180,7 +180,7 @@ def train(run: Run) -> dict[str, Any]:
             tcfg["enable_checkpointing"] = True
             tcfg.setdefault("default_root_dir", str(run.out))
             ckpt = ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, save_top_k=0,
-                                   every_n_train_steps=int(cfg["checkpoint_every_n_steps"]), save_on_train_epoch_end=False)
+                                   every_n_train_steps=int(cfg["checkpoint_every_n_steps"]), save_on_train_epoch_end=False, enable_version_counter=False)
             return build_trainer(None, tcfg, callbacks=[ckpt])
 
         return make
