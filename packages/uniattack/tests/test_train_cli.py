@@ -48,7 +48,7 @@ def test_checkpoint_round_trip(trained_run):
     m2, _ = load_checkpoint(out / "checkpoints" / "last.ckpt")
     x = torch.rand(2, 3, 32, 32)
     assert torch.allclose(m1.scores(x)["p_live"], m2.scores(x)["p_live"])
-    assert meta["protocol"] == "p1"
+    assert meta["protocol"] == "p1" and 0.0 <= meta["threshold"] <= 1.0
     sd = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
     assert torch.equal(sd["model.student.learner.ctx"], m1.student.ctx)
 

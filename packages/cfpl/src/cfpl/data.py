@@ -52,11 +52,11 @@ class TrainAugment:
 class Frames(Dataset):
     """Wraps a face dataset: resizes (test) or augments (train) to ``size`` and keeps the fields CFPL uses."""
 
-    def __init__(self, base: Dataset, size: int, train: bool = False, name: str = ""):
+    def __init__(self, base: Dataset, size: int, train: bool = False, name: str = "", crop_scale: float = 256 / 224):
         if len(base) == 0:
             raise VislabError(f"dataset {name or base!r} is empty")
         self.base, self.size, self.train, self.name = base, size, train, name
-        self.aug = TrainAugment(size) if train else None
+        self.aug = TrainAugment(size, scale=crop_scale) if train else None
 
     def __len__(self) -> int:
         return len(self.base)
@@ -144,9 +144,9 @@ class FASDataModule(pl.LightningDataModule):
     """Source-domain training frames (balanced sampler) and target-domain evaluation frames."""
 
     def __init__(self, train: Dataset, val: Dataset, test: Dataset | None = None, image_size: int = 224, batch_size: int = 12,
-                 steps_per_epoch: int | None = None, num_workers: int = 0, seed: int = 0):
+                 steps_per_epoch: int | None = None, num_workers: int = 0, seed: int = 0, crop_scale: float = 256 / 224):
         super().__init__()
-        self.train_set = Frames(train, image_size, train=True, name="train")
+        self.train_set = Frames(train, image_size, train=True, name="train", crop_scale=crop_scale)
         self.val_set = Frames(val, image_size, name="val")
         self.test_set = Frames(test, image_size, name="test") if test is not None else self.val_set
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed

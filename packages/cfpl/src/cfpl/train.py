@@ -65,7 +65,8 @@ def train(run: Run) -> dict[str, Any]:
     size = int(model.clip.image_size)
     d = cfg["data"]
     dm = FASDataModule(splits["train"], splits["test"], splits["test"], image_size=size, batch_size=int(d["batch_size"]),
-                       steps_per_epoch=d.get("steps_per_epoch"), num_workers=int(d.get("num_workers", 0)), seed=int(cfg["seed"]))
+                       steps_per_epoch=d.get("steps_per_epoch"), num_workers=int(d.get("num_workers", 0)), seed=int(cfg["seed"]),
+                       crop_scale=float(d.get("crop_scale", 256 / 224)))
     run.log(f"sources {splits['sources']} -> target {splits['target']}: {len(dm.train_set)} train frames, "
             f"{len(dm.val_set)} target frames; CLIP {cfg['clip']['source']} (image {size}px)")
     main = is_main_process()

@@ -41,8 +41,9 @@ class TrainAugment:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = resize(x, self.big)
-        i, j = random.randint(0, self.big - self.size), random.randint(0, self.big - self.size)
-        x = x[:, i : i + self.size, j : j + self.size]
+        if self.big > self.size:
+            i, j = random.randint(0, self.big - self.size), random.randint(0, self.big - self.size)
+            x = x[:, i : i + self.size, j : j + self.size]
         if random.random() < 0.5:
             x = x.flip(-1)
         if self.rotate and random.random() < 0.5:
@@ -63,11 +64,12 @@ class TrainAugment:
 class Faces(Dataset):
     """Wraps a face dataset (ToyFaces / FaceFrames): resize or augment to ``size``; keeps label fields."""
 
-    def __init__(self, base: Dataset, size: int, train: bool = False, name: str = "", augment: bool = True):
+    def __init__(self, base: Dataset, size: int, train: bool = False, name: str = "", augment: bool = True,
+                 crop_scale: float = 300 / 224, rotate: bool = True, jitter: bool = True):
         if len(base) == 0:
             raise VislabError(f"dataset {name or base!r} is empty")
         self.base, self.size, self.name = base, size, name
-        self.aug = TrainAugment(size) if (train and augment) else None
+        self.aug = TrainAugment(size, crop_scale, rotate, jitter) if (train and augment) else None
 
     def __len__(self) -> int:
         return len(self.base)
@@ -134,9 +136,10 @@ class UniAttackDataModule(pl.LightningDataModule):
     """Class-balanced training batches (live : attack = 1 : 1, minority oversampled); dev/test in order."""
 
     def __init__(self, splits: dict[str, Dataset], image_size: int, batch_size: int = 18, steps_per_epoch: int | None = None,
-                 num_workers: int = 0, augment: bool = True):
+                 num_workers: int = 0, augment: bool = True, crop_scale: float = 300 / 224, rotate: bool = True, jitter: bool = True):
         super().__init__()
-        self.train_set = Faces(splits["train"], image_size, train=True, name="train", augment=augment)
+        self.train_set = Faces(splits["train"], image_size, train=True, name="train", augment=augment, crop_scale=crop_scale,
+                               rotate=rotate, jitter=jitter)
         self.dev_set = Faces(splits["dev"], image_size, name="dev")
         self.test_set = Faces(splits["test"], image_size, name="test")
         self.batch_size, self.num_workers = batch_size, num_workers

@@ -61,7 +61,9 @@ def fit_protocol(run: Run, cfg: dict, protocol: str, max_epochs: int, tag: str, 
     size = int(model.clip.image_size)
     d = cfg["data"]
     dm = UniAttackDataModule(splits, size, batch_size=int(d["batch_size"]), steps_per_epoch=d.get("steps_per_epoch"),
-                             num_workers=int(d.get("num_workers", 0)), augment=bool(d.get("augment", True)))
+                             num_workers=int(d.get("num_workers", 0)), augment=bool(d.get("augment", True)),
+                             crop_scale=float(d.get("crop_scale", 300 / 224)), rotate=bool(d.get("rotate", True)),
+                             jitter=bool(d.get("jitter", True)))
     run.log(f"[{tag}] protocol {protocol}: {len(dm.train_set)} train / {len(dm.dev_set)} dev / {len(dm.test_set)} test images")
     dev_eval, test_eval = Faces(splits["dev"], size, name="dev"), Faces(splits["test"], size, name="test")
     before = assess(model, dev_eval, test_eval)[0] if is_main_process() else None
@@ -73,7 +75,9 @@ def fit_protocol(run: Run, cfg: dict, protocol: str, max_epochs: int, tag: str, 
     else:  # the side run keeps its checkpoints out of the main run's last.ckpt
         from vislab.lightning import build_trainer
 
-        tcfg = {**cfg.get("trainer", {}), "max_epochs": max_epochs, "logger": False, "enable_checkpointing": False}
+        # one process: the DDP workers of the main run have exited by now
+        tcfg = {**cfg.get("trainer", {}), "max_epochs": max_epochs, "logger": False, "enable_checkpointing": False,
+                "strategy": "auto", "devices": 1}
         trainer = build_trainer(None, tcfg)
         ckpt = None
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
@@ -98,6 +102,13 @@ def train(run: Run) -> dict[str, Any]:
     if not main:
         return {}
     b, a = main["before"], main["after"]
+    last = run.checkpoints / "last.ckpt"
+    if last.is_file():  # the dev EER threshold, for `uniattack predict`
+        from vislab.io import load_torch, save_torch
+
+        ck = load_torch(last)
+        ck.setdefault("uniattack_meta", {})["threshold"] = float(a["threshold"])
+        save_torch(ck, last)
     run.log(f"[main] ACER {b['acer']:.4f} -> {a['acer']:.4f}, AUC {b['auc']:.4f} -> {a['auc']:.4f}")
     extra: dict[str, Any] = {"protocol": cfg["data"]["protocol"], "before_detail": _brief(b), "after_detail": _brief(a),
                              "auc_before": b["auc"], "auc_after": a["auc"], "acc_after": a["acc"], "eer_after": a["eer"],
