@@ -90,8 +90,8 @@ class FaceItems(Dataset):
         else:
             depth = self._dome
         key = it.get("key")
-        if key is None and it.get("video_id") is not None and it.get("frame") is not None:
-            key = f"{it['video_id']}/{it['frame']}"
+        if key is None and it.get("path") is not None:  # real frames: the file (+ frame index of a video)
+            key = f"{it['path']}/{it.get('frame', 0)}"
         if key is None:
             from despoofdiff.cache import content_key
 

@@ -4,24 +4,27 @@
   subject-disjoint splits of the source domains, ``cross`` is the unseen target domain (all its identities);
   protocol ``SOURCES@TARGET`` (e.g. ``O-C-I@M``): leave-one-domain-out, test = target domain.
 - ``frames``: the spec's frame-folder layout (``<root>/<dataset>/protocols/<protocol>/{train,dev,test}.csv``).
-- ``oulu`` / ``casia`` / ``replay`` / ``msu`` / ``siw``: the real datasets through vislab.faces' readers.
+- ``mcio`` / ``oulu`` / ``casia`` / ``replay`` / ``msu`` / ``siw`` / ``uniattack`` / ``list``: real datasets
+  through vislab.faces' readers (see :func:`real_sets`).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from vislab.errors import ConfigError, VislabError
 
 from despoofdiff.data import FaceItems, FrameListDataset
 
-REAL = ("oulu", "casia", "replay", "msu", "siw")
+REAL = ("mcio", "oulu", "casia", "replay", "msu", "siw", "uniattack", "list")
+#: single-dataset names -> the CASIA-FAS-Benchmark (MCIO) domain letter
+MCIO_LETTER = {"oulu": "O", "casia": "C", "replay": "I", "msu": "M"}
 
 
 def toy_sets(data: dict[str, Any]) -> dict[str, Any]:
     """The toy faces of the configured protocol (raw vislab datasets, not yet adapted)."""
-    from vislab.faces.protocols import leave_one_domain_out
-    from vislab.faces.toy import ToyFaces
+    from vislab.faces import ToyFaces, leave_one_domain_out
 
     t = data["toy"]
     common = dict(attacks=tuple(t["attacks"]), identities=int(t["identities"]), frames=int(t["frames"]), size=int(t.get("render_size") or data["resolution"]), seed=int(t["seed"]))
@@ -41,14 +44,38 @@ def toy_sets(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def real_sets(data: dict[str, Any]) -> dict[str, Any]:
-    """OULU-NPU / CASIA-FASD / Replay-Attack / MSU-MFSD / SiW through vislab.faces' readers."""
+    """Real datasets through vislab.faces' readers (frames already aligned crops unless ``data.crop``).
+
+    - ``mcio``: CASIA-FAS-Benchmark layout, protocol ``O-C-I@M`` (leave-one-out) or ``C@I`` (C->R cross test);
+      train/dev from the sources, test = target (HTER at the source-dev threshold).
+    - ``oulu`` with a numeric protocol (1-4, ``fold`` for 3/4): OULU-NPU's own lists. ``casia`` / ``replay`` /
+      ``msu`` / ``oulu`` with protocol ``intra``: that dataset's train/dev/test lists in the MCIO layout.
+    - ``uniattack``: UniAttackData protocol lists.
+    - ``siw`` / ``list``: any ``path label`` lists given as ``data.lists.{train,dev,test}`` (``data.label_format``).
+    """
+    from vislab.faces import readers
+
+    src, root, protocol = data["source"], data.get("root"), str(data["protocol"])
+    if not root and src != "list":
+        raise ConfigError(f"data.root is required for data.source={src}")
+    kw = dict(frames=int(data.get("frames") or 2), size=int(data["resolution"]), crop=data.get("crop"))
     try:
-        from vislab.faces import readers
-    except ImportError:
-        raise VislabError("this vislab has no vislab.faces readers for real datasets; use data.source=frames with the spec's CSV layout") from None
-    if not data.get("root"):
-        raise ConfigError(f"data.root is required for data.source={data['source']}")
-    return readers.protocol_splits(data["source"], data["root"], protocol=str(data["protocol"]), fold=data.get("fold"))
+        if src == "mcio" or (src in MCIO_LETTER and protocol == "intra"):
+            proto = protocol if src == "mcio" else f"{MCIO_LETTER[src]}@{MCIO_LETTER[src]}"
+            if src != "mcio":  # intra: train/dev/test of the one dataset, all through its own lists
+                return {s: readers.read_list_dataset(Path(root) / "dg_protocol" / f"{readers._mcio_name(Path(root), MCIO_LETTER[src])}_video_{s}.txt", root, "binary", MCIO_LETTER[src], **kw) for s in ("train", "dev", "test")}
+            return {s: readers.mcio_dataset(root, proto, s, **kw) for s in ("train", "dev", "test")}
+        if src == "oulu":
+            fold = data.get("fold")
+            return {s: readers.oulu_dataset(root, protocol, s, fold=None if fold is None else int(fold), **kw) for s in ("train", "dev", "test")}
+        if src == "uniattack":
+            return {s: readers.uniattack_dataset(root, protocol, s, **kw) for s in ("train", "dev", "test")}
+        lists = data.get("lists") or {}
+        if not all(lists.get(s) for s in ("train", "dev", "test")):
+            raise ConfigError(f"data.source={src} needs data.lists.train, data.lists.dev and data.lists.test (path-label list files)")
+        return {s: readers.read_list_dataset(lists[s], root, data.get("label_format") or "live1", src, **kw) for s in ("train", "dev", "test")}
+    except ValueError as e:
+        raise ConfigError(f"data: {e}") from None
 
 
 def load_source(data: dict[str, Any]) -> dict[str, FaceItems]:

@@ -22,14 +22,14 @@ from despoofdiff.model import unet_config
 # --------------------------------------------------------------------------- helpers
 
 
-def stage_trainer(run: Run, name: str, steps: int, checkpoint_dir: Path | None):
+def stage_trainer(run: Run, name: str, steps: int, checkpoint_dir: Path | None, **extra: Any):
     """A Trainer for one stage with its own CSV log (``logs/<name>``) and checkpoint folder."""
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
 
     from vislab.lightning import build_trainer
 
-    cfg = dict(run.config.get("trainer", {}) or {})
+    cfg = {**dict(run.config.get("trainer", {}) or {}), **extra}
     user_max = cfg.get("max_steps")
     cfg["max_steps"] = int(steps) if user_max in (None, -1) else min(int(steps), int(user_max))
     cfg.pop("checkpoint", None)
@@ -43,6 +43,19 @@ def stage_trainer(run: Run, name: str, steps: int, checkpoint_dir: Path | None):
     else:
         cfg["enable_checkpointing"] = False
     return build_trainer(None, cfg, callbacks=callbacks)
+
+
+def save_last(trainer, path: Path) -> None:
+    """Write ``path`` (a stage's last.ckpt) after fit, atomically: Lightning's epoch-end checkpoint misses a
+    ``max_steps`` that ends mid-epoch. Called on every rank (Lightning's save has a barrier); rank 0 renames."""
+    import os
+
+    if trainer.fast_dev_run or not trainer.checkpoint_callbacks:
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    trainer.save_checkpoint(str(tmp))
+    if trainer.is_global_zero and tmp.is_file():
+        os.replace(tmp, path)
 
 
 def resume_path(run: Run, path: Path) -> str | None:
@@ -91,6 +104,7 @@ def train_diffusion(run: Run, items: FaceItems, domain: str, unet_cfg: dict[str,
     run.log(f"stage 1: {domain} diffusion model on {len(dm.ds)} frames, {trainer.max_steps} steps")
     t0 = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=resume_path(run, ckdir / "last.ckpt"))
+    save_last(trainer, ckdir / "last.ckpt")
     loss = trainer.callback_metrics.get(f"{domain}/train_loss")
     run.log(f"  {domain} DM done in {time.time() - t0:.1f} s, last loss {float(loss) if loss is not None else float('nan'):.4f}")
     return module.cpu().eval(), float(loss) if loss is not None else float("nan")
@@ -212,13 +226,15 @@ def train(run: Run) -> dict[str, Any]:
         before = evaluate_split(m, eval_sets)
         dm = ClassifierDataModule(sets["train"], sets["dev"], None, batch_size=int(c["batch_size"]), num_workers=int(cfg["data"]["num_workers"]))
         if checkpoint:
-            tr = run.trainer(max_steps=_cap(run, int(c["steps"])), max_epochs=-1)
+            tr = run.trainer(max_steps=_cap(run, int(c["steps"])), max_epochs=-1, check_val_every_n_epoch=int(c["val_every_n_epochs"]))
             ck = resume_path(run, run.out / "checkpoints" / "last.ckpt")
         else:
-            tr = stage_trainer(run, name, int(c["steps"]), None)
+            tr = stage_trainer(run, name, int(c["steps"]), None, check_val_every_n_epoch=int(c["val_every_n_epochs"]))
             ck = None
         run.log(f"stage 2: {name} classifier ({streams}), {tr.max_steps} steps")
         tr.fit(m, datamodule=dm, ckpt_path=ck)
+        if checkpoint:
+            save_last(tr, run.checkpoints / "last.ckpt")
         m = m.cpu().eval()
         after = evaluate_split(m, eval_sets)
         m.threshold.fill_(after["metrics"]["threshold"])
