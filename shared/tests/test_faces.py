@@ -150,3 +150,12 @@ def test_size_224_and_identity_list():
     assert len(ds) == 2 and ds[1]["image"].shape == (3, 224, 224) and "depth" not in ds[1]
     with pytest.raises(ValueError, match="not both"):
         F.ToyFaces(identities=[0, 1], split="train")
+
+
+def test_public_api_names_exist():
+    import vislab.metrics as M
+
+    for name in F.__all__:
+        assert getattr(F, name) is not None
+    for name in M.__all__:
+        assert callable(getattr(M, name))

@@ -11,8 +11,10 @@ def test_tiny_cnn_shapes():
 def test_small_cnn_generalises_to_a_held_out_domain():
     torch.set_num_threads(1)
     res = lodo_signal_check(target="M", identities=16, frames=2, steps=150, seed=0)
-    # measured (seed 0): AUC ~0.84 on M after 150 steps (0.94 after 400 steps, 24 identities); chance 0.5
+    # measured (seed 0, 24 s of training on the busy machine): AUC 0.81 on M (from 0.34), source-dev AUC 0.88,
+    # HTER 0.26 at the source-dev threshold; chance 0.5
     assert res["auc"] > 0.72, res
+    assert res["hter"] < 0.4, res
     assert res["auc"] > res["auc_before"] + 0.2, res
     assert res["dev_auc"] > 0.85, res  # unseen identities of the source domains
     assert res["n_test"] == 128 and res["protocol"] == "O-C-I@M"

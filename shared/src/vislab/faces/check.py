@@ -15,14 +15,25 @@ import torch
 from torch import nn
 
 
-def tiny_cnn(width: int = 16, n_classes: int = 2) -> nn.Module:
-    """3 conv stages (full resolution first, so halftone / pixel-grid cues survive), global pooling, linear."""
+class ImageStandardize(nn.Module):
+    """Per-image, per-channel standardisation: removes global colour cast / exposure (domain style)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = x.mean((2, 3), keepdim=True)
+        s = x.std((2, 3), keepdim=True)
+        return (x - m) / (s + 1e-3)
+
+
+def tiny_cnn(width: int = 16, n_classes: int = 2, standardize: bool = True) -> nn.Module:
+    """3 conv stages (full resolution first, so halftone / pixel-grid cues survive), global pooling, linear.
+    ``standardize``: per-image channel standardisation first, so colour casts of a domain do not decide."""
     w = width
 
     def block(i, o):
         return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
 
     return nn.Sequential(
+        *([ImageStandardize()] if standardize else []),
         *block(3, w), nn.MaxPool2d(2),
         *block(w, 2 * w), nn.MaxPool2d(2),
         *block(2 * w, 4 * w),
