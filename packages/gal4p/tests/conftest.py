@@ -74,3 +74,9 @@ def finished_run(tmp_path_factory, tiny_sd_dir, tiny_clip_dir):
     run = make_run("gal4p", out, tiny_overrides(tiny_sd_dir, tiny_clip_dir))
     metrics = train(run)
     return out, metrics
+
+
+@pytest.fixture(scope="session")
+def fake_scorer():
+    """The :class:`FakeScorer` class (test modules cannot import conftest under --import-mode=importlib)."""
+    return FakeScorer
