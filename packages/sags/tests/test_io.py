@@ -142,3 +142,67 @@ def test_transforms_json_opengl_to_opencv(tmp_path):
     assert torch.allclose(z, torch.tensor([4.0, 4.0]))
     assert torch.allclose(uv[0], torch.tensor([5.0, 5.0]))
     assert uv[1, 0] > 5 and uv[1, 1] < 5  # +x right, +y (world up) is up in the image (v decreases)
+
+
+def test_datasets_without_images(tmp_path):
+    from PIL import Image
+
+    from sags.data import ViewDataset, load_blender_scene, load_colmap_scene
+
+    frames = [{"file_path": f"./train/r_{i}", "transform_matrix": np.eye(4).tolist()} for i in range(2)]
+    (tmp_path / "transforms_train.json").write_text(
+        json.dumps({"camera_angle_x": 0.7, "w": 8, "h": 8, "frames": frames})
+    )
+    with pytest.raises(InputError, match="no image files"):
+        load_blender_scene(tmp_path / "transforms_train.json")
+    (tmp_path / "train").mkdir()
+    Image.fromarray(np.zeros((8, 8, 4), np.uint8)).save(tmp_path / "train" / "r_0.png")
+    with pytest.raises(InputError, match="missing"):
+        load_blender_scene(tmp_path / "transforms_train.json")
+    (tmp_path / "train" / "r_1.png").write_bytes(b"corrupt")
+    with pytest.raises(InputError, match="cannot read image"):
+        load_blender_scene(tmp_path / "transforms_train.json")
+    Image.fromarray(np.zeros((8, 8, 4), np.uint8)).save(tmp_path / "train" / "r_1.png")
+    d = load_blender_scene(tmp_path / "transforms_train.json")
+    assert d.images.shape == (2, 8, 8, 3) and torch.allclose(d.images, torch.ones(1))  # transparent -> white
+    # COLMAP text model whose images are absent
+    sp = tmp_path / "scene" / "sparse" / "0"
+    sp.mkdir(parents=True)
+    (sp / "cameras.txt").write_text("1 PINHOLE 8 8 10 10 4 4\n")
+    (sp / "images.txt").write_text("1 1 0 0 0 0 0 3 1 a.png\n\n2 1 0 0 0 0 0 3 1 b.png\n\n")
+    (tmp_path / "scene" / "images").mkdir()
+    with pytest.raises(InputError, match="no image files"):
+        load_colmap_scene(tmp_path / "scene")
+    (sp / "images.txt").write_text("1 1 0 0 0 0 0 3 7 a.png\n\n")
+    with pytest.raises(InputError, match="no intrinsics"):
+        load_colmap_scene(tmp_path / "scene")
+    with pytest.raises(InputError, match="empty dataset"):
+        ViewDataset(torch.zeros(0, 8, 8, 3), [], [])
+
+
+def test_colmap_binary_model(tmp_path):
+    import struct
+
+    from sags.cameras import read_colmap
+
+    sp = tmp_path / "sparse"
+    sp.mkdir()
+    with open(sp / "cameras.bin", "wb") as f:
+        f.write(struct.pack("<Q", 1) + struct.pack("<iiQQ", 1, 1, 16, 12) + struct.pack("<4d", 20, 21, 8, 6))
+    with open(sp / "images.bin", "wb") as f:
+        f.write(
+            struct.pack("<Q", 1)
+            + struct.pack("<i7di", 5, 1, 0, 0, 0, 0.5, 0, 2, 1)
+            + b"img.png\x00"
+            + struct.pack("<Q", 0)
+        )
+    with open(sp / "points3D.bin", "wb") as f:
+        f.write(
+            struct.pack("<Q", 1)
+            + struct.pack("<Q3d3Bd", 1, 0.1, 0.2, 0.3, 255, 0, 0, 0.5)
+            + struct.pack("<Q", 0)
+        )
+    cams, xyz, rgb = read_colmap(sp)
+    assert cams[0].width == 16 and cams[0].K[0, 0] == 20 and cams[0].K[1, 1] == 21
+    assert torch.allclose(cams[0].viewmat[:3, 3], torch.tensor([0.5, 0, 2.0]))
+    assert np.allclose(xyz, [[0.1, 0.2, 0.3]]) and rgb.tolist() == [[255, 0, 0]]

@@ -325,8 +325,10 @@ def segment_gaussians(
         if neg_points is None
         else np.asarray(neg_points, np.float32).reshape(-1, 2)
     )
+    rgbs, alphas, depths = render_all(
+        {k: v.detach().float() for k, v in splats.items()}, cams, background, backend
+    )  # on the splats' device
     splats = {k: v.detach().cpu().float() for k, v in splats.items()}
-    rgbs, alphas, depths = render_all(splats, cams, background, backend)
     ref = cams[ref_view]
     all_pts = np.concatenate([points, neg])
     all_lab = np.concatenate([np.ones(len(points), np.int64), np.zeros(len(neg), np.int64)])
@@ -384,10 +386,13 @@ def render_masks(
     ``label``: rasterise the full scene with colour = label (1/0), background 0, threshold 0.5 —
     respects occlusion. ``alpha``: render the object subset alone, alpha > 0.5.
     """
-    a = activated({k: v.detach().cpu().float() for k, v in splats.items()})
+    a = activated({k: v.detach().float() for k, v in splats.items()})
+    dev = a["means"].device
+    labels = labels.to(dev)
     lab = (labels == 1).float()[:, None]
     out = []
     for c in cams:
+        c = Camera(c.viewmat.to(dev), c.K.to(dev), c.width, c.height)
         if mode == "label":
             img, _, _ = rasterize(
                 a["means"],
@@ -401,7 +406,7 @@ def render_masks(
                 c.height,
                 backend=backend,
             )
-            out.append(img[0, ..., 0] > 0.5)
+            out.append((img[0, ..., 0] > 0.5).cpu())
         elif mode == "alpha":
             sel = labels == 1
             if not sel.any():
@@ -419,7 +424,7 @@ def render_masks(
                 c.height,
                 backend=backend,
             )
-            out.append(alpha[0, ..., 0] > 0.5)
+            out.append((alpha[0, ..., 0] > 0.5).cpu())
         else:
             raise VislabError(f"unknown eval mode {mode!r} (label, alpha)")
     return out
