@@ -146,7 +146,6 @@ def test_transforms_json_opengl_to_opencv(tmp_path):
 
 def test_datasets_without_images(tmp_path):
     from PIL import Image
-
     from sags.data import ViewDataset, load_blender_scene, load_colmap_scene
 
     frames = [{"file_path": f"./train/r_{i}", "transform_matrix": np.eye(4).tolist()} for i in range(2)]
