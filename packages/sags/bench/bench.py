@@ -89,7 +89,7 @@ def bench_segment(n: int, size: int, views: int, dev: torch.device) -> dict:
     cams = []
     for i in range(views):
         a = 2 * np.pi * i / views
-        eye = torch.tensor([2.5 * np.cos(a), 2.5 * np.sin(a), 1.2])
+        eye = torch.tensor([2.5 * np.cos(a), 2.5 * np.sin(a), 1.2], dtype=torch.float32)
         cams.append(Camera(look_at(eye, torch.zeros(3)), intrinsics(size * 1.1, size, size), size, size))
     t = time.perf_counter()
     seg = segment_gaussians(
