@@ -32,7 +32,7 @@ from vislab.faces import attacks as A
 from vislab.faces import domains as D
 from vislab.faces import render as R
 
-VERSION = 1  # bump when rendering changes (keys the disk cache)
+VERSION = 2  # bump when rendering changes (keys the disk cache)
 SPLITS = ("train", "dev", "test")
 
 
@@ -101,7 +101,7 @@ def make_identity(seed: int, domain: str, k: int, real_fraction: float = 0.25) -
 
 
 def render_sample(
-    rec: FaceRecord, size: int = 64, seed: int = 0, real_fraction: float = 0.25, n_identities: int = 12, identity_domain: str | None = None
+    rec: FaceRecord, size: int = 64, seed: int = 0, real_fraction: float = 0.25, identity_domain: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Render one item: ``(image (H,W,3) float32 in [0,1], depth (H,W) float32)``.
 
@@ -131,9 +131,7 @@ def render_sample(
     captured = D.camera(scene, dom, frng)
     donor = None
     if atk.name == "faceswap":
-        other = (rec.identity + 1 + int(arng.integers(max(1, n_identities - 1)))) % max(2, n_identities)
-        if other == rec.identity:
-            other = rec.identity + 1
+        other = rec.identity + 1 + int(arng.integers(0, 1000))  # another person of the domain (any index)
         dident = make_identity(seed, rec.domain, other, real_fraction)
         dscene, _, _ = R.render_face(dident, pose, size, bg, _rng(*vkey, "donor", rec.frame))
         donor = D.camera(dscene, dom, _rng(*vkey, "donor-cam", rec.frame), compress=False)
@@ -254,7 +252,7 @@ class ToyFaces(Dataset):
             self.materialize()
         if i in self._mem:
             return self._mem[i]
-        img, depth = render_sample(self.records[i], self.size, self.seed, self.real_fraction, self.n_identities)
+        img, depth = render_sample(self.records[i], self.size, self.seed, self.real_fraction)
         out = (np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8), np.clip(depth * 255 + 0.5, 0, 255).astype(np.uint8))
         if self.cache is not None:
             self._mem[i] = out
