@@ -162,3 +162,19 @@ def test_stage2_loads_local_mbart_folder(tmp_path, cfg):
     assert m.head.model.config.vocab_size == t.vocab_size and m.llm_adapter.net[-1].out_features == 16
     with pytest.raises(InputError, match="mBART folder not found"):
         Stage2Module({**c, "model": {**c["model"], "llm": {**c["model"]["llm"], "path": str(tmp_path / "nope")}}}, t)
+
+
+def test_cached_features_equal_on_the_fly_features(cfg, tok, splits):
+    from flallm.data import SignVideoDataset, VideoCollator
+    from flallm.module import Stage2Module
+    from flallm.train import extract_features
+
+    torch.manual_seed(0)
+    m = Stage2Module(cfg, tok).eval()
+    items = extract_features(m, splits["dev"][:3], cfg, "cache")
+    ds = SignVideoDataset(splits["dev"][:3], cfg["data"], train=False)
+    vb = VideoCollator(tok)([ds[i] for i in range(3)])
+    fb = VideoCollator(tok)(items)
+    e1, m1 = m.encode(vb)
+    e2, m2 = m.encode(fb)
+    assert torch.equal(m1, m2) and torch.allclose(e1 * m1[..., None], e2 * m2[..., None], atol=1e-5)
