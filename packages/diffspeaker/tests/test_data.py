@@ -70,15 +70,27 @@ def test_read_mesh_formats(tmp_path):
     (tmp_path / "m.obj").write_text("".join(f"v {a} {b} {c}\n" for a, b, c in v) + "f 1 2 3 4\n")
     vo, fo = read_mesh(tmp_path / "m.obj")
     assert np.allclose(vo, v, atol=1e-6) and fo.tolist() == [[0, 1, 2], [0, 2, 3]]
-    from plyfile import PlyData, PlyElement
-
-    vert = np.array([tuple(x) for x in v], dtype=[("x", "f4"), ("y", "f4"), ("z", "f4")])
-    face = np.array([([0, 1, 2],)], dtype=[("vertex_indices", "i4", (3,))])
-    PlyData([PlyElement.describe(vert, "vertex"), PlyElement.describe(face, "face")]).write(
-        str(tmp_path / "m.ply")
+    header = (
+        "ply\nformat {} 1.0\ncomment test\nelement vertex 4\nproperty float x\nproperty float y\nproperty float z\n"
+        "element face 1\nproperty list uchar int vertex_indices\nend_header\n"
     )
-    vp, fp = read_mesh(tmp_path / "m.ply")
-    assert np.allclose(vp, v) and fp.tolist() == [[0, 1, 2]]
+    (tmp_path / "a.ply").write_text(
+        header.format("ascii") + "".join(f"{a} {b} {c}\n" for a, b, c in v) + "4 0 1 2 3\n"
+    )
+    va, fa = read_mesh(tmp_path / "a.ply")
+    assert np.allclose(va, v, atol=1e-6) and fa.tolist() == [[0, 1, 2], [0, 2, 3]]
+    binary = (
+        header.format("binary_little_endian").encode()
+        + v.astype("<f4").tobytes()
+        + bytes([3])
+        + np.array([0, 1, 2], "<i4").tobytes()
+    )
+    (tmp_path / "b.ply").write_bytes(binary)
+    vb, fb = read_mesh(tmp_path / "b.ply")
+    assert np.allclose(vb, v) and fb.tolist() == [[0, 1, 2]]
+    (tmp_path / "c.ply").write_text("not a ply")
+    with pytest.raises(InputError, match="cannot read mesh"):
+        read_mesh(tmp_path / "c.ply")
     np.save(tmp_path / "bad.npy", np.zeros((4, 2)))
     with pytest.raises(InputError, match=r"\(V,3\)"):
         read_mesh(tmp_path / "bad.npy")

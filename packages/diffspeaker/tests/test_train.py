@@ -152,11 +152,14 @@ def test_animate_writes_npy_and_video(trained_run, tmp_path, capsys):
             str(tmp_path / "anim2"),
             "--steps",
             "3",
+            "--size",
+            "64",
             "--video",
-            "none",
+            "mp4",
         ]
     )
     assert rc == 0 and np.load(tmp_path / "anim2" / "speech.npy")[..., 2].mean() > 4
+    assert (tmp_path / "anim2" / "speech.mp4").stat().st_size > 0  # H.264 with the audio muxed in
 
 
 def test_bad_inputs(trained_run, tmp_path, capsys):

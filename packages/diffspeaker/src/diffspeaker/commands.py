@@ -146,6 +146,7 @@ def animate_main(argv: list[str]) -> int:
     with atomic_path(npy) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, verts)
+    npy.chmod(0o644)
     con.print(
         f"{T} frames ({len(audio) / 16000:.2f} s of audio, {fps:g} fps) in {secs:.2f} s = {T / secs:.1f} frames/s "
         f"({module.sampling['steps']} DDIM steps, all frames in parallel) -> {npy}  [(T,V,3) = {verts.shape}]"
@@ -161,6 +162,7 @@ def animate_main(argv: list[str]) -> int:
                 f"[yellow]note[/yellow]: mp4 writing failed ({e.__class__.__name__}); writing a GIF instead"
             )
             save_video(frames, vid, fps)
+        vid.chmod(0o644)
         con.print(f"video -> {vid}")
     return 0
 

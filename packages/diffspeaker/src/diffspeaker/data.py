@@ -97,15 +97,8 @@ def read_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
             v = np.load(p, allow_pickle=False)
             faces = None
         elif suf == ".ply":
-            from plyfile import PlyData
-
-            ply = PlyData.read(str(p))
-            vx = ply["vertex"]
-            v = np.stack([vx["x"], vx["y"], vx["z"]], axis=1)
-            faces = None
-            if "face" in ply:
-                name = ply["face"].properties[0].name
-                faces = _triangulate([np.asarray(f) for f in ply["face"].data[name]])
+            v, polys = read_ply(p)
+            faces = _triangulate(polys) if polys else None
         elif suf == ".obj":
             vs, fs = [], []
             for line in p.read_text(errors="replace").splitlines():
@@ -132,6 +125,99 @@ def read_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     if not np.isfinite(v).all():
         raise InputError(p, "template has non-finite vertex coordinates")
     return v, faces
+
+
+_PLY_TYPES = {
+    "char": "i1",
+    "int8": "i1",
+    "uchar": "u1",
+    "uint8": "u1",
+    "short": "i2",
+    "int16": "i2",
+    "ushort": "u2",
+    "uint16": "u2",
+    "int": "i4",
+    "int32": "i4",
+    "uint": "u4",
+    "uint32": "u4",
+    "float": "f4",
+    "float32": "f4",
+    "double": "f8",
+    "float64": "f8",
+}
+
+
+def read_ply(path: str | Path) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Minimal PLY reader (ascii / binary little or big endian): vertex x,y,z (V,3) and face index lists."""
+    data = Path(path).read_bytes()
+    end = data.find(b"end_header")
+    if not data.startswith(b"ply") or end < 0:
+        raise ValueError("not a PLY file (no 'ply' magic or no end_header)")
+    body = data[data.index(b"\n", end) + 1 :]
+    fmt, elements = "ascii", []  # elements: [name, count, [(prop, type) or (prop, (count_type, item_type))]]
+    for line in data[:end].decode("ascii", "replace").splitlines()[1:]:
+        tok = line.split()
+        if not tok or tok[0] in ("comment", "obj_info"):
+            continue
+        if tok[0] == "format":
+            fmt = tok[1]
+        elif tok[0] == "element":
+            elements.append([tok[1], int(tok[2]), []])
+        elif tok[0] == "property":
+            if tok[1] == "list":
+                elements[-1][2].append((tok[4], (_PLY_TYPES[tok[2]], _PLY_TYPES[tok[3]])))
+            else:
+                elements[-1][2].append((tok[2], _PLY_TYPES[tok[1]]))
+    verts, faces = None, []
+    if fmt == "ascii":
+        nums = body.decode("ascii", "replace").split()
+        pos = 0
+        for name, count, props in elements:
+            rows = []
+            for _ in range(count):
+                row = {}
+                for pname, ptype in props:
+                    if isinstance(ptype, tuple):
+                        n = int(nums[pos])
+                        row[pname] = np.array(nums[pos + 1 : pos + 1 + n], dtype=np.int64)
+                        pos += 1 + n
+                    else:
+                        row[pname] = float(nums[pos])
+                        pos += 1
+                rows.append(row)
+            if name == "vertex":
+                verts = np.array([[r["x"], r["y"], r["z"]] for r in rows], dtype=np.float32)
+            elif name == "face" and props:
+                faces = [r[props[0][0]] for r in rows]
+    else:
+        order = "<" if fmt == "binary_little_endian" else ">"
+        pos = 0
+        for name, count, props in elements:
+            if all(not isinstance(t, tuple) for _, t in props):
+                dt = np.dtype([(n, order + t) for n, t in props])
+                arr = np.frombuffer(body, dtype=dt, count=count, offset=pos)
+                pos += dt.itemsize * count
+                if name == "vertex":
+                    verts = np.stack([arr["x"], arr["y"], arr["z"]], 1).astype(np.float32)
+                continue
+            rows = []
+            for _ in range(count):
+                for pname, ptype in props:
+                    if isinstance(ptype, tuple):
+                        ct, it = np.dtype(order + ptype[0]), np.dtype(order + ptype[1])
+                        n = int(np.frombuffer(body, ct, 1, pos)[0])
+                        pos += ct.itemsize
+                        val = np.frombuffer(body, it, n, pos).astype(np.int64)
+                        pos += it.itemsize * n
+                        if pname == props[0][0] or name == "face":
+                            rows.append(val)
+                    else:
+                        pos += np.dtype(ptype).itemsize
+            if name == "face":
+                faces = rows
+    if verts is None:
+        raise ValueError("PLY file has no vertex element with x, y, z")
+    return verts, faces
 
 
 def _triangulate(polys: list[np.ndarray]) -> np.ndarray | None:
