@@ -47,6 +47,8 @@ def test_fast_dev_run(tiny_parts):
     tr.fit(m, SplatDataModule(data, 8, val))
     assert tr.global_step == 1  # one optimiser step per batch although six Adams step
     assert not torch.equal(m.splats["means"], splats["means"])
+    res = tr.test(m, SplatDataModule(data, 8, val), verbose=False)
+    assert 5 < res[0]["test/psnr"] < 60
 
 
 def test_loss_drops_and_densifies(tiny_parts):

@@ -75,6 +75,9 @@ class SplatDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=1, shuffle=False, num_workers=self.num_workers)
 
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
 
 def _read_images(cams: list[Camera], factor: int, white_bg: bool) -> Tensor:
     from PIL import Image

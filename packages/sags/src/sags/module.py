@@ -230,6 +230,13 @@ class GaussianSplatModule(pl.LightningModule):
         rgb, _, _, _ = self.render(batch["viewmat"], batch["K"], W, H)
         self.log("val/psnr", psnr(rgb.clamp(0, 1), img), prog_bar=True, batch_size=1, sync_dist=True)
 
+    @torch.no_grad()
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        img = batch["image"]
+        H, W = img.shape[1:3]
+        rgb, _, _, _ = self.render(batch["viewmat"], batch["K"], W, H)
+        self.log("test/psnr", psnr(rgb.clamp(0, 1), img), batch_size=1, sync_dist=True)
+
     # ---------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["splats"] = self.export_splats()
