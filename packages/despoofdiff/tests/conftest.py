@@ -33,9 +33,8 @@ def tiny_cfg():
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """(run folder, metrics) of the tiny configuration trained once."""
-    from vislab.testing import make_run
-
     from despoofdiff.train import train
+    from vislab.testing import make_run
 
     out = tmp_path_factory.mktemp("despoofdiff_run")
     run = make_run("despoofdiff", out, TINY)

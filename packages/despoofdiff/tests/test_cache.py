@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-
 from despoofdiff.cache import NoiseCache, compute_noise, content_key, safe_key
 from despoofdiff.data import ClassifierDataset, FaceItems
 from despoofdiff.model import DDIMBridge, build_unet, make_scheduler, unet_config

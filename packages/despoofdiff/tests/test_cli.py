@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from despoofdiff.cli import main
 
 
@@ -95,9 +94,8 @@ def test_empty_image_folder_and_non_image(capsys, tmp_path, tiny_run):
 
 
 def test_empty_dataset_and_missing_class():
-    from vislab.errors import VislabError
-
     from despoofdiff.data import DiffusionDataset, FaceItems
+    from vislab.errors import VislabError
 
     with pytest.raises(VislabError, match="empty"):
         FaceItems([], 16, name="train")
@@ -116,3 +114,9 @@ def test_empty_dataset_and_missing_class():
 def test_bad_real_data_root(capsys, tmp_path):
     assert main(["--output-dir", str(tmp_path / "o"), "--data.source", "mcio", "--data.root", str(tmp_path / "nowhere"), "--data.protocol", "O-C-I@M"]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_paper_preset_parses(capsys):
+    assert main(["--preset", "paper", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert "unet: adm256" in out and "resolution: 256" in out

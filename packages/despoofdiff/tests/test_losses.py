@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import torch
-
-from despoofdiff.losses import contrast_depth, contrast_kernels, contrastive_depth_loss, depth_loss, diffusion_loss
+from despoofdiff.losses import (
+    contrast_depth,
+    contrast_kernels,
+    contrastive_depth_loss,
+    depth_loss,
+    diffusion_loss,
+)
 
 
 def test_diffusion_loss_is_mse():

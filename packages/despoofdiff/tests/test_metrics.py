@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from despoofdiff.metrics import auc, eer_threshold, evaluate, roc_curve
 
 S = np.array([0.9, 0.8, 0.3, 0.6, 0.2, 0.7, 0.1, 0.65])

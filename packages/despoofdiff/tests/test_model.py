@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from despoofdiff.model import (
     ADM_CELEBAHQ_256,
     CDConv2d,

@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from vislab.testing import assert_run_contract, make_run, read_metrics, run_module
-
 
 
 def test_embedded_default_reduced_budget(tiny_run):

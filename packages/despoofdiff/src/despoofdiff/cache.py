@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from vislab.io import atomic_path
 
 _SAFE = re.compile(r"[^A-Za-z0-9._/-]+")

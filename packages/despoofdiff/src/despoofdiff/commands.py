@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from vislab.errors import InputError, VislabError
 
 
@@ -91,7 +90,6 @@ def collect_images(args: list[str]) -> list[Path]:
 
 def predict_main(argv: list[str]) -> int:
     import numpy as np
-
     from vislab import runtime
     from vislab.io import load_image, write_json
 
@@ -137,5 +135,4 @@ def predict_main(argv: list[str]) -> int:
     for r_ in rows:
         print(f"{r_['image']}\t{r_['score']:.4f}\t{'live' if r_['live'] else 'spoof'}")
     print(f"wrote {len(rows)} results to {out}", flush=True)
-    _ = np
     return 0

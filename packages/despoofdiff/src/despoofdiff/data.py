@@ -25,7 +25,6 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
-
 from vislab.errors import InputError, VislabError
 
 

@@ -92,7 +92,6 @@ def load_unet(path: str):
     from pathlib import Path
 
     from diffusers import UNet2DModel
-
     from vislab.errors import InputError
 
     p = Path(path).expanduser()

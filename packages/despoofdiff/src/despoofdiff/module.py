@@ -17,7 +17,15 @@ import torch
 import torch.nn as nn
 
 from despoofdiff.losses import depth_loss, diffusion_loss
-from despoofdiff.model import DDIMBridge, NoiseStandardizer, TwoStreamDepthNet, build_unet, liveness_score, make_scheduler, spoof_noise
+from despoofdiff.model import (
+    DDIMBridge,
+    NoiseStandardizer,
+    TwoStreamDepthNet,
+    build_unet,
+    liveness_score,
+    make_scheduler,
+    spoof_noise,
+)
 
 
 class DiffusionModule(pl.LightningModule):
@@ -38,6 +46,7 @@ class DiffusionModule(pl.LightningModule):
         num_train_timesteps: int = 1000,
         beta_schedule: str = "linear",
         init_state: dict[str, torch.Tensor] | None = None,
+        gradient_checkpointing: bool = False,
     ):
         super().__init__()
         if domain not in ("genuine", "spoof"):
@@ -46,6 +55,8 @@ class DiffusionModule(pl.LightningModule):
         self.unet = build_unet(unet)
         if init_state is not None:
             self.unet.load_state_dict(init_state)
+        if gradient_checkpointing:
+            self.unet.enable_gradient_checkpointing()
         self.scheduler = make_scheduler(num_train_timesteps, beta_schedule)
         self.ema = None
         if ema_decay > 0:

@@ -11,13 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from vislab.errors import ConfigError, VislabError
 from vislab.run import Run
 
-from despoofdiff.data import ClassifierDataModule, ClassifierDataset, DiffusionDataModule, FaceItems, ImagesView
+from despoofdiff.data import (
+    ClassifierDataModule,
+    ClassifierDataset,
+    DiffusionDataModule,
+    FaceItems,
+    ImagesView,
+)
 from despoofdiff.model import unet_config
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -26,7 +30,6 @@ def stage_trainer(run: Run, name: str, steps: int, checkpoint_dir: Path | None, 
     """A Trainer for one stage with its own CSV log (``logs/<name>``) and checkpoint folder."""
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
-
     from vislab.lightning import build_trainer
 
     cfg = {**dict(run.config.get("trainer", {}) or {}), **extra}
@@ -97,6 +100,7 @@ def train_diffusion(run: Run, items: FaceItems, domain: str, unet_cfg: dict[str,
     module = DiffusionModule(
         unet_cfg, domain, lr=float(d["lr"]), weight_decay=float(d["weight_decay"]), ema_decay=float(d["ema_decay"]),
         num_train_timesteps=int(d["num_train_timesteps"]), beta_schedule=d["beta_schedule"], init_state=init,
+        gradient_checkpointing=bool(d["gradient_checkpointing"]),
     )
     dm = DiffusionDataModule(items, live=(domain == "genuine"), batch_size=int(d["batch_size"]), num_workers=int(run.config["data"]["num_workers"]), hflip=bool(d["hflip"]))
     ckdir = run.path("checkpoints", f"dm_{domain}")
@@ -181,7 +185,7 @@ def train(run: Run) -> dict[str, Any]:
     t0 = time.time()
     data = build_data(cfg)
     timings["data_s"] = round(time.time() - t0, 2)
-    run.log(f"data: " + ", ".join(f"{k} {len(v)}" for k, v in data.items()))
+    run.log("data: " + ", ".join(f"{k} {len(v)}" for k, v in data.items()))
 
     # ---- stage 1: the two diffusion models (protocol training split only)
     ucfg = unet_config(d["unet"], res, **(d.get("unet_overrides") or {}))
@@ -202,10 +206,13 @@ def train(run: Run) -> dict[str, Any]:
     noise: dict[str, torch.Tensor] = {}
     t0 = time.time()
     computed = 0
+    dev = runtime.device()
+    model.bridge.to(dev)  # float32 on every device (DDIM inversion is precision-sensitive)
     for name, items in data.items():
         keys = [items[i]["key"] for i in range(len(items))]
-        noise[name], k = compute_noise(model.bridge, ImagesView(items), keys, cache, int(b["batch_size"]), progress=f"de-spoofing {name}")
+        noise[name], k = compute_noise(model.bridge, ImagesView(items), keys, cache, int(b["batch_size"]), device=dev, progress=f"de-spoofing {name}")
         computed += k
+    model.bridge.cpu()
     timings["bridge_s"] = round(time.time() - t0, 2)
     run.log(f"spoof noise: {computed} computed, {sum(len(v) for v in data.values()) - computed} from cache ({cache.dir}), {timings['bridge_s']} s")
     noise_stats = {}
