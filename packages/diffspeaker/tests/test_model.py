@@ -466,3 +466,46 @@ def test_audio_encoder_from_local_folder(tmp_path, kind):
         build_backbone(path=str(tmp_path / "empty"))
     with pytest.raises(InputError, match="not found"):
         build_backbone(path=str(tmp_path / "nope"))
+
+
+def test_cfg_training_drops_audio():
+    from diffspeaker.data import SyntheticTalkingFaces, collate
+
+    ds = SyntheticTalkingFaces(2, seed=0, seconds=1.0)
+    b = collate([ds[0], ds[1]])
+    m = DiffSpeaker(
+        {
+            "n_feats": 900,
+            "dim": 16,
+            "ff": 32,
+            "heads": 4,
+            "layers": 1,
+            "period": 30,
+            "n_styles": 3,
+            "time_sin_dim": 16,
+            "dropout": 0.0,
+        },
+        tiny_audio_config(),
+    )
+    torch.nn.init.normal_(m.denoiser.motion_decoder.weight)
+    m.eval()  # no SpecAugment/LayerDrop/dropout: only the drawn t and noise are random
+    torch.manual_seed(5)
+    dropped, _ = m.training_prediction(b, p_uncond=1.0)
+    silent = dict(b, audio=torch.zeros_like(b["audio"]))
+    torch.manual_seed(5)
+    torch.rand(2)  # the same random stream as the p_uncond draw
+    ref, _ = m.training_prediction(silent, p_uncond=0.0)
+    assert torch.allclose(dropped, ref, atol=1e-5)
+    torch.manual_seed(5)
+    torch.rand(2)
+    kept, _ = m.training_prediction(b, p_uncond=0.0)
+    assert not torch.allclose(kept, ref)
+
+
+def test_print_config_presets(capsys):
+    from diffspeaker.cli import main
+
+    assert main(["--preset", "paper", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert "source: vocaset" in out and "dim: 512" in out
+    assert main(["--preset", "nope"]) == 2
