@@ -53,6 +53,10 @@ def load_models(model_cfg: dict[str, Any], device: torch.device | None = None) -
     sd = load_sd(sd_dir, device=device).freeze()
     clip = load_clip(guidance_dir).freeze().to(sd.device)
     judge = load_clip(judge_dir).freeze().to(sd.device)
+    width = sd.text_encoder.get_input_embeddings().weight.shape[1]
+    if clip.text_width != width:
+        raise VislabError(f"{guidance_dir}: the guidance CLIP's text width {clip.text_width} differs from the SD text encoder's "
+                          f"{width}; use the CLIP whose text tower is the SD text encoder (ViT-L/14 for SD v1)")
     return Frozen(sd, clip), judge
 
 
