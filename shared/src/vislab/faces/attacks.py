@@ -369,7 +369,7 @@ def attribute_attack(img, rng, info, domain, donor):
         x = x * (1 - 0.6 * top[..., None]) + np.clip(lum * new, 0, 1) * 0.6 * top[..., None]
         region = np.maximum(region, top)
     else:  # skin tone shift inside the face
-        shift = rng.uniform(-0.08, 0.08, 3).astype(np.float32)
+        shift = rng.uniform(-0.05, 0.05, 3).astype(np.float32)
         fb = cv2.GaussianBlur(face, (0, 0), 1.0 * s)
         x = x + shift * fb[..., None]
         region = np.maximum(region, fb * 0.5)

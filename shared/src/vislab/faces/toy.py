@@ -32,7 +32,7 @@ from vislab.faces import attacks as A
 from vislab.faces import domains as D
 from vislab.faces import render as R
 
-VERSION = 2  # bump when rendering changes (keys the disk cache)
+VERSION = 3  # bump when rendering changes (keys the disk cache)
 SPLITS = ("train", "dev", "test")
 
 
