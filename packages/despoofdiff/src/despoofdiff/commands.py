@@ -89,7 +89,6 @@ def collect_images(args: list[str]) -> list[Path]:
 
 
 def predict_main(argv: list[str]) -> int:
-    import numpy as np
     from vislab import runtime
     from vislab.io import load_image, write_json
 
