@@ -47,10 +47,10 @@ def _mean(rows: list[dict[str, float]], key: str) -> float:
 def train(run: Run) -> dict[str, Any]:
     cfg = run.config
     runtime.setup(int(cfg["seed"]))
-    frozen, judge = load_models(cfg["model"], runtime.device())
-    recs = load_prompt_set(cfg)
+    recs = load_prompt_set(cfg)  # bad prompt files fail before any model is loaded
     if not recs:
         raise VislabError("the prompt set is empty")
+    frozen, judge = load_models(cfg["model"], runtime.device())
     seeds = [int(s) for s in cfg["eval"]["seeds"]]
     same, fresh = seeds[:1], seeds[1:]
     attributes = sorted({a for r in recs for a, _ in objects_of(r)})
