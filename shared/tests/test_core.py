@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
 from vislab import config as cfgmod
 from vislab import runtime
 from vislab.cli import _pyproject_member, choose_member

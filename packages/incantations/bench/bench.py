@@ -11,15 +11,13 @@ import json
 import time
 
 import torch
-
 from vislab import runtime
 
 
 def build(config: str, dev: torch.device):
+    from incantations.model import Frozen
     from vislab.clip import ClipEncoder, tiny_clip
     from vislab.testing.models import tiny_sd_components
-
-    from incantations.model import Frozen
 
     if config == "tiny":
         sd = tiny_sd_components()
@@ -28,7 +26,6 @@ def build(config: str, dev: torch.device):
     else:
         from diffusers import AutoencoderKL, UNet2DConditionModel
         from transformers import CLIPConfig, CLIPModel
-
         from vislab.clip import clip_tokenizer
 
         sd = tiny_sd_components()

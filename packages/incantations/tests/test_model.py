@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-
 from incantations.guidance import clip_grounding, encode_uncond, probe
 from incantations.model import IncantationPrompt, insert_slots, neutral_id, word_vocabulary
 from incantations.sampling import guided_eps, initial_latents

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from incantations.guidance import probe
 from incantations.learner import LearnConfig, learn
 from vislab.testing import assert_run_contract, make_run, read_metrics, run_module

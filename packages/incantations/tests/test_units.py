@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from incantations.losses import consistency_loss, quality_loss, semantic_loss, sparsity_loss, total_loss
 from incantations.prompts import mask_units, read_prompts, shipped, units
 from vislab.errors import InputError

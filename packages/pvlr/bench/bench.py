@@ -12,10 +12,9 @@ import json
 import time
 
 import torch
-
-from vislab import runtime
 from pvlr.losses import asymmetric_loss
 from pvlr.model import PVLR, PVLRConfig
+from vislab import runtime
 
 
 def make(config: str, dev: torch.device):

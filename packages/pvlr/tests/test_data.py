@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-
 from pvlr.data import MultiLabelDataModule, read_coco, read_generic, read_nus_wide, read_voc
 from vislab.errors import InputError, VislabError
 

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from pvlr.losses import asymmetric_loss
 from pvlr.metrics import average_precision, mean_average_precision, prf_metrics
 

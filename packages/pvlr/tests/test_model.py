@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from pvlr.model import CAP, DMA, IFM, KAP, PVLR, PVLRConfig, SimilarityHead, sine_position_2d
 
 NAMES = ["red circle", "blue square", "green star"]

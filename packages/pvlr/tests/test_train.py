@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from vislab.lightning import build_trainer
 from vislab.testing import assert_run_contract, make_run, read_metrics, run_module
 
@@ -62,7 +61,6 @@ def test_embedded_default_contract_and_learning(trained):
 
 def test_predict_and_round_trip(trained, tmp_path):
     from PIL import Image
-
     from pvlr.predict import load_module, predict_main
     from vislab.toy.world import ToyDataset
 

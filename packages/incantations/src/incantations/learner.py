@@ -11,7 +11,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from incantations.guidance import Guidance, encode_uncond
-from incantations.losses import alignment_loss, consistency_loss, quality_loss, semantic_loss, sparsity_loss, total_loss
+from incantations.losses import (
+    alignment_loss,
+    consistency_loss,
+    quality_loss,
+    semantic_loss,
+    sparsity_loss,
+    total_loss,
+)
 from incantations.model import Frozen, IncantationPrompt, neutral_id, word_vocabulary
 from incantations.sampling import ddim_scheduler, guided_eps, initial_latents, sample, x0_from_eps
 

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import torch
-
 from vislab import runtime
 from vislab.errors import VislabError
 from vislab.io import atomic_path

@@ -15,7 +15,6 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
-
 from vislab.errors import InputError, VislabError
 from vislab.io import load_image, require_dir, require_file
 

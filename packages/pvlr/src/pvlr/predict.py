@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import torch
-
 from vislab.errors import InputError
 from vislab.io import load_image, require_file
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-
 from vislab import runtime
 from vislab.lightning import build_trainer
 from vislab.run import Run

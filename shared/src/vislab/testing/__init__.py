@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vislab.run import Run, load_preset
 from vislab import config as cfgmod
+from vislab.run import Run, load_preset
 
 
 def make_run(package: str, out: Path, overrides: dict[str, Any] | None = None, preset: str = "default") -> Run:
