@@ -124,15 +124,19 @@ def main() -> None:
         "torch": torch.__version__,
     }
     res["tiny"] = {
-        "config": "default.yaml: 64x64, ~4-8k Gaussians, SH 0",
-        "render_64_2k": bench_frame(2000, 64, dev, False, 3 if q else 10),
+        "config": "default.yaml: 64x64, a few thousand Gaussians, SH 0",
         "train_step_64_2k": bench_frame(2000, 64, dev, True, 2 if q else 5),
         "segment_64_16views": bench_segment(2000, 64, 4 if q else 16, dev),
     }
     big_n = 5000 if q else 50_000
+    # CPU rasteriser frame times: 64x64 and 256x256, 2k and 50k Gaussians (forward only)
+    res["render"] = {
+        f"{s}x{s}_{n}": bench_frame(n, s, dev, False, 2 if q else 5)
+        for s in (64, 128 if q else 256)
+        for n in (2000, big_n)
+    }
     res["paper"] = {
-        "config": "paper.yaml-like: SH 3, 256x256 (CPU) / 1024 (GPU), 50k (CPU) / 1M (GPU) Gaussians",
-        "render_256_50k": bench_frame(big_n, 128 if q else 256, dev, False, 1 if q else 3),
+        "config": "paper.yaml-like: SH 3; CPU 256x256 with 50k Gaussians, GPU 1024x1024 with 1M",
         "train_step_256_50k": bench_frame(big_n, 128 if q else 256, dev, True, 1 if q else 2),
     }
     if dev.type == "cuda":

@@ -123,9 +123,10 @@ class GaussianSplatModule(pl.LightningModule):
         self.register_buffer("bg", torch.tensor(background, dtype=torch.float32))
 
     # ---------------------------------------------------------------- parameters on the right device
-    def setup(self, stage: str) -> None:
-        dev = self.trainer.strategy.root_device if self._trainer is not None else torch.device("cpu")
-        self.splats = {k: torch.nn.Parameter(v.detach().to(dev)) for k, v in self.splats.items()}
+    def _to_module_device(self) -> None:
+        dev = self._anchor.device
+        if self.splats["means"].device != dev:
+            self.splats = {k: torch.nn.Parameter(v.detach().to(dev)) for k, v in self.splats.items()}
 
     def export_splats(self) -> Splats:
         """Detached CPU copy of the Gaussians (pre-activation)."""
@@ -161,6 +162,8 @@ class GaussianSplatModule(pl.LightningModule):
 
     # ---------------------------------------------------------------- optimisation
     def configure_optimizers(self):
+        # called after the strategy moved the module (and after a checkpoint restored the splats)
+        self._to_module_device()
         eps = 1e-15
         return [
             torch.optim.Adam(
@@ -264,10 +267,14 @@ def evaluate_psnr(
     backend: str = "auto",
 ) -> float:
     """Mean PSNR of renders of ``splats`` against images [V, H, W, 3]."""
-    a = activated(splats)
+    from vislab.runtime import device
+
+    dev = device()
+    a = activated({k: v.detach().to(dev) for k, v in splats.items()})
+    images, viewmats, Ks = images.to(dev), viewmats.to(dev), Ks.to(dev)
     H, W = images.shape[1:3]
     vals = []
-    bg = torch.tensor(background)
+    bg = torch.tensor(background, device=dev)
     for i in range(len(images)):
         out, _, _ = rasterize(
             a["means"],

@@ -325,9 +325,12 @@ def segment_gaussians(
         if neg_points is None
         else np.asarray(neg_points, np.float32).reshape(-1, 2)
     )
+    from vislab.runtime import device
+
+    dev = device()  # render on the GPU (gsplat) when there is one
     rgbs, alphas, depths = render_all(
-        {k: v.detach().float() for k, v in splats.items()}, cams, background, backend
-    )  # on the splats' device
+        {k: v.detach().float().to(dev) for k, v in splats.items()}, cams, background, backend
+    )
     splats = {k: v.detach().cpu().float() for k, v in splats.items()}
     ref = cams[ref_view]
     all_pts = np.concatenate([points, neg])
@@ -386,8 +389,10 @@ def render_masks(
     ``label``: rasterise the full scene with colour = label (1/0), background 0, threshold 0.5 —
     respects occlusion. ``alpha``: render the object subset alone, alpha > 0.5.
     """
-    a = activated({k: v.detach().float() for k, v in splats.items()})
-    dev = a["means"].device
+    from vislab.runtime import device
+
+    dev = device()
+    a = activated({k: v.detach().float().to(dev) for k, v in splats.items()})
     labels = labels.to(dev)
     lab = (labels == 1).float()[:, None]
     out = []
