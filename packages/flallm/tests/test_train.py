@@ -179,3 +179,18 @@ def test_ddp_two_cpu_processes(tmp_path):
                               "--baseline_stage2_only", "false", "--pictures.n_clips", "1"], timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     assert_run_contract(out)
+
+
+@pytest.mark.slow
+def test_embedded_default_reproduces_factorization(tmp_path):
+    """The full embedded default: stage 2 clearly above chance and far above the stage-2-only run (spec section 7)."""
+    from flallm.train import train
+    from vislab.testing import make_run
+
+    out = tmp_path / "default"
+    train(make_run("flallm", out, {"trainer": {"enable_progress_bar": False}}))
+    m = assert_run_contract(out)
+    assert m["before"] < 5.0
+    assert m["after"] >= 30.0
+    assert m["after"] >= m["dev_stage2_only"]["bleu4"] + 15.0
+    assert m["dev_after_stage1"]["bleu4"] >= 15.0

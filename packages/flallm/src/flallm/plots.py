@@ -72,6 +72,7 @@ def plot_bars(path: Path, bars: dict[str, float]) -> Path:
     for i, v in enumerate(vals):
         ax.text(i, v + 0.5, f"{v:.1f}", ha="center")
     ax.set(ylabel="dev BLEU-4", title="FLa-LLM on the synthetic sign world")
+    ax.set_ylim(0, max([v for v in vals if v == v] + [1.0]) * 1.15)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
