@@ -68,6 +68,8 @@ def test_predict_writes_csv(trained_run, tmp_path):
     # a face box crops before scoring
     assert predict_main(["--checkpoint", str(out / "checkpoints" / "last.ckpt"), str(paths[0]), "--box", "0,0,16,16", "--out", str(csv_path)]) == 0
     assert csv_path.read_text().strip().splitlines()[1].endswith("box")
+    assert predict_main(["--checkpoint", str(out / "checkpoints" / "last.ckpt"), str(paths[0]), "--detect", "--out", str(csv_path)]) == 0
+    assert csv_path.read_text().strip().splitlines()[1].split(",")[-1] in ("detected", "no face detected: whole image")
 
 
 def test_bad_inputs(trained_run, tmp_path):

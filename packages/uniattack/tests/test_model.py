@@ -97,3 +97,11 @@ def test_switches(clip):
     assert torch.allclose(out["u_hat"][:, 0], out["f_s"][:, 0])
     with pytest.raises(ValueError):
         UniAttack(clip, {**HEAD, "ukm_form": "bogus"})
+
+
+def test_logit_scale_override(clip):
+    m = UniAttack(clip, {**HEAD, "logit_scale": 50.0}).eval()
+    out = m(torch.rand(2, 3, 32, 32))
+    cos = torch.einsum("bd,bcd->bc", F.normalize(out["f_v"], dim=-1), out["u_hat"])
+    assert torch.allclose(out["z_u"], 50.0 * cos, atol=1e-4)
+    assert UniAttack(clip, HEAD).logit_scale.item() == pytest.approx(clip.logit_scale.item())

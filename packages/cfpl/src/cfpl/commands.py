@@ -25,6 +25,7 @@ def predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None,
                    help="P(live) threshold for the decision (default: the EER threshold stored with the checkpoint, else 0.5)")
     p.add_argument("--box", default=None, help="face box x0,y0,x1,y1 in pixels applied to every image (crop before scoring)")
+    p.add_argument("--detect", action="store_true", help="detect the largest face (scikit-image's bundled LBP cascade) and crop it with a 20%% margin")
     p.add_argument("--cascade", default=None, help="a local OpenCV Haar-cascade XML: detect the largest face and crop it (20%% margin)")
     p.add_argument("--clip", default=None, help="replace the CLIP location recorded in the checkpoint (local HF folder)")
     p.add_argument("--batch-size", type=int, default=32)
@@ -111,6 +112,14 @@ def predict_main(argv: list[str]) -> int:
         if box is not None:
             img = crop(img, box, f)
             note = "box"
+        elif args.detect:
+            from vislab.faces.readers import crop_box, detect_face
+
+            b = detect_face(img)
+            if b is None:
+                note = "no face detected: whole image"
+            else:
+                img, note = crop_box(img, b, 0.2), "detected"
         elif det is not None:
             b = det(img)
             if b is None:

@@ -20,6 +20,7 @@ def predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="uniattack_predictions.csv", help="CSV to write (default uniattack_predictions.csv)")
     p.add_argument("--threshold", type=float, default=None, help="P(live) threshold (default: the dev EER threshold stored in the checkpoint, else 0.5)")
     p.add_argument("--box", default=None, help="face box x0,y0,x1,y1 in pixels, applied to every image")
+    p.add_argument("--detect", action="store_true", help="detect the largest face (scikit-image's bundled LBP cascade) and crop it with a 20%% margin")
     p.add_argument("--clip", default=None, help="replace the CLIP location recorded in the checkpoint (local HF folder)")
     p.add_argument("--batch-size", type=int, default=32)
     return p
@@ -75,6 +76,12 @@ def predict_main(argv: list[str]) -> int:
             if x1 - x0 < 2 or y1 - y0 < 2:
                 raise InputError(f, f"face box {box} lies outside the {w}x{h} image")
             img = img[y0:y1, x0:x1]
+        elif args.detect:
+            from vislab.faces.readers import crop_box, detect_face
+
+            b = detect_face(img)
+            if b is not None:
+                img = crop_box(img, b, 0.2)
         imgs.append(resize(torch.from_numpy(img).permute(2, 0, 1).float() / 255.0, size))
     rows = []
     with torch.no_grad():
@@ -84,7 +91,7 @@ def predict_main(argv: list[str]) -> int:
                 rows.append((pl_, pf))
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["image", "p_attack", "p_live", "decision", "attack_family", *[f"p_{n}" for n in FAMILIES], "threshold"])
+    w.writerow(["image", "p_attack", "p_live", "decision", "attack_family", *[f"p_family_{n}" for n in FAMILIES], "threshold"])
     for f, (p_live, pf) in zip(files, rows):
         decision = "live" if p_live >= thr else "attack"
         family = FAMILIES[1 + max(range(3), key=lambda k: pf[1 + k])]

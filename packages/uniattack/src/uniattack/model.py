@@ -55,6 +55,7 @@ class UniAttackConfig:
     mapping: bool = True  # phi [R]; False (ablation): U^ = [F_s real, normalised mean of the attack classes' F_s]
     ukm_form: str = "cosine"  # cosine | contrastive [R]
     ukm_temperature: float = 0.07
+    logit_scale: float | None = None  # None: CLIP's own exp(logit_scale) (~100 for OpenAI CLIP) [P]; a number overrides it
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -226,6 +227,8 @@ class UniAttack(nn.Module):
 
     @property
     def logit_scale(self) -> torch.Tensor:
+        if self.cfg.logit_scale is not None:
+            return torch.tensor(float(self.cfg.logit_scale))
         return self.clip.logit_scale.detach().float()
 
     def forward(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
