@@ -252,6 +252,17 @@ def test_help_and_bad_inputs(capsys, tmp_path, scene, sphere_click):
 
     n_obj = int((np.load(out / "labels.npy") == 1).sum())
     assert len(load_ply(x_ply)["means"]) == len(load_ply(scene_gd)["means"]) - n_obj
+    # sags eval: score labels against a ground-truth mask image of view 1
+    from PIL import Image
+
+    Image.fromarray(((scene.train_inst[1] == 1).numpy() * 255).astype(np.uint8)).save(tmp_path / "gt1.png")
+    ev = ["eval", "--ply", scene_gd, *lab, "--cameras", str(tmp_path / "cameras.json"), "--views", "1"]
+    assert main([*ev, "--gt-masks", str(tmp_path / "gt1.png"), "--out", str(tmp_path / "ev.json")]) == 0
+    import json
+
+    assert json.loads((tmp_path / "ev.json").read_text())["mIoU"] > 0.6
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(tmp_path / "small.png")
+    assert main([*ev, "--gt-masks", str(tmp_path / "small.png")]) == 2  # wrong mask size
     obj = str(out / "object.ply")
     assert main(["collide", "--a", obj, "--b", obj, "--point=-0.45,0,0.22", "--point=3,3,3"]) == 0
     assert '"overlap": true' in capsys.readouterr().out
