@@ -1,15 +1,23 @@
-"""Command line of compinv: ``compinv`` / ``python -m compinv`` / ``train compinv``."""
+"""Command line of compinv: ``compinv`` / ``python -m compinv`` / ``train compinv`` and ``compinv generate``."""
 
 from __future__ import annotations
 
-from vislab.errors import VislabError
 from vislab.run import Run, method_main
 
 
-def _train(run: Run) -> None:
-    raise VislabError("compinv: training is not implemented yet")
+def _train(run: Run):
+    from compinv.train import train
+
+    return train(run)
+
+
+def _generate(argv: list[str]) -> int:
+    from compinv.commands import generate_main
+
+    return generate_main(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the embedded default, or a real run from --config / overrides."""
-    return method_main("compinv", _train, argv)
+    """Run the embedded default (no arguments), a real inversion run, or ``compinv generate``."""
+    return method_main("compinv", _train, argv, commands={"generate": _generate},
+                       description="Compositional inversion for Stable Diffusion (semantic + spatial inversion).")

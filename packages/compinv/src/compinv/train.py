@@ -1,0 +1,121 @@
+"""The ``compinv`` run: learn a concept by plain textual inversion and by compositional inversion, then
+generate composition prompts and judge them (text alignment headline, image alignment beside)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from vislab import runtime
+from vislab.errors import VislabError
+from vislab.run import Run, track
+
+from compinv.evaluate import composition_prompts, image_alignment, read_objects, strip_identifiers, text_alignment
+from compinv.pipeline import (invert, judge_folder, load_concept_images, load_judge, parse_layout, prepare_sd,
+                              prompt_for_sampling, sd_folder)
+from compinv.spatial import sample, token_positions
+
+
+def spatial_groups(tokenizer, prompt: str, concept_phrase: str, other_phrase: str) -> list[list[int]]:
+    return [token_positions(tokenizer, prompt, concept_phrase), token_positions(tokenizer, prompt, other_phrase)]
+
+
+def generate_compositions(sd, cfg: dict[str, Any], objects: list[str], placeholder_names: list[str], spatial: bool,
+                          seeds: list[int], desc: str) -> list[dict[str, Any]]:
+    """Sample every composition prompt for every seed; returns rows with the image and its texts."""
+    concept = cfg["concept"]
+    s, sp = cfg["sampling"], cfg["spatial"]
+    n_vec = int(cfg["inversion"]["num_vectors"])
+    concept_text = f"{concept['placeholder']} {concept.get('noun') or ''}".strip()
+    prompts = composition_prompts(objects, concept_text, cfg["eval"]["template"])
+    boxes = parse_layout(sp["layout"])
+    rows = []
+    jobs = [(o, p, seed) for o, p in zip(objects, prompts) for seed in seeds]
+    for obj, prompt, seed in track(jobs, desc):
+        full = prompt_for_sampling(prompt, concept["placeholder"], n_vec, bool(s["expand_placeholder"]))
+        c_words = " ".join(w for w in full.split() if w in placeholder_names)
+        groups = spatial_groups(sd.tokenizer, full, c_words, obj)
+        guide = {k: sp[k] for k in ("steps", "max_iters", "threshold", "scale", "heads", "step_scale")} if spatial else None
+        res = sample(sd, full, seed=seed, steps=int(s["steps"]), cfg_scale=float(s["cfg"]), boxes=boxes if spatial else None,
+                     token_groups=groups if spatial else None, guide=guide, vis_groups=groups)
+        rows.append({"prompt": prompt, "object": obj, "seed": seed, "text": strip_identifiers(prompt, [concept["placeholder"]]),
+                     "image": res.image, "attention": res.attention, "updates": res.updates,
+                     "final_layout_loss": res.losses[-1] if res.losses else None})
+    return rows
+
+
+def score(judge, rows: list[dict[str, Any]], refs: torch.Tensor) -> dict[str, float]:
+    imgs = torch.cat([r["image"] for r in rows])
+    ta = text_alignment(judge, imgs, [r["text"] for r in rows])
+    ia = image_alignment(judge, imgs, refs)
+    for r, t, i in zip(rows, ta, ia):
+        r["text_alignment"], r["image_alignment"] = float(t), float(i)
+    return {"text_alignment": float(ta.mean()), "image_alignment": float(ia.mean())}
+
+
+def train(run: Run) -> dict[str, Any]:
+    cfg = run.config
+    seed = int(cfg["seed"])
+    runtime.setup(seed)
+    objects = read_objects(cfg["eval"]["objects"])  # bad lists fail before models load
+    if cfg["eval"].get("limit"):
+        objects = objects[: int(cfg["eval"]["limit"])]
+    if cfg["inversion"]["anchor_mode"] == "none":
+        raise VislabError("inversion.anchor_mode 'none' is the plain-TI baseline, which this run trains anyway; use multi or single")
+    sd_dir = sd_folder(cfg["model"])
+    jdir = judge_folder(cfg["model"], sd_dir)
+    dev = runtime.device()
+    concept = cfg["concept"]
+    inv = cfg["inversion"]
+    seeds = [int(x) for x in cfg["eval"]["seeds"]]
+    judge = load_judge(jdir, dev)
+
+    # 1. plain textual inversion (the baseline) -------------------------------------------------
+    sd0, ids0, anc0 = prepare_sd(sd_dir, concept, inv, dev)
+    images = load_concept_images(concept, sd0.image_size)
+    run.log(f"concept: {len(images)} images of {concept['images'] if concept['images'] != 'toy' else concept['toy_concept']}")
+    from vislab.diffusion import placeholder_names, save_learned_embeds
+    from vislab.lightning import build_trainer
+
+    names = placeholder_names(concept["placeholder"], int(inv["num_vectors"]))
+    trainer_cfg = dict(cfg.get("trainer") or {})
+    base_cfg = {k: v for k, v in trainer_cfg.items() if k not in ("checkpoint",)}
+    plain = invert(sd0, ids0, anc0, images, concept, {**inv, "anchor_mode": "none"}, build_trainer(None, base_cfg), seed)
+    # 2. compositional (semantic) inversion -------------------------------------------------------
+    sd1, ids1, anc1 = prepare_sd(sd_dir, concept, inv, dev)
+    comp = invert(sd1, ids1, anc1, images, concept, inv, run.trainer(), seed, ckpt_path=run.resume_checkpoint())
+    if not runtime.is_main_process():
+        return {}
+    save_learned_embeds(run.path("plain_ti", "learned_embeds.safetensors"), sd0.tokenizer, sd0.text_encoder, ids0, concept["placeholder"])
+    save_learned_embeds(run.path("learned_embeds.safetensors"), sd1.tokenizer, sd1.text_encoder, ids1, concept["placeholder"])
+
+    # 3. compositions -------------------------------------------------------------------------------
+    rows_plain = generate_compositions(sd0, cfg, objects, names, False, seeds, "plain TI compositions")
+    rows_sem = generate_compositions(sd1, cfg, objects, names, False, seeds, "semantic inversion compositions")
+    rows_full = generate_compositions(sd1, cfg, objects, names, bool(cfg["spatial"]["enabled"]), seeds,
+                                      "semantic + spatial compositions")
+    s_plain, s_sem, s_full = score(judge, rows_plain, images), score(judge, rows_sem, images), score(judge, rows_full, images)
+    # anchor distance: how far the learned vector sits from the anchor word (core distribution)
+    def dist(sd, ids):
+        w = sd.text_encoder.get_input_embeddings().weight.detach()
+        return float((w[ids] - w[anc0[0]]).norm(dim=-1).mean())
+
+    from compinv.plots import save_attention, save_compositions, save_concept, save_losses
+
+    save_concept(run.path("concept_images.png"), images)
+    save_compositions(run.path("compositions.png"), [("plain TI", rows_plain), ("semantic", rows_sem), ("semantic + spatial", rows_full)])
+    save_attention(run.path("attention_maps.png"), [("plain TI", rows_plain), ("semantic + spatial", rows_full)])
+    save_losses(run.path("training_losses.png"), {"plain TI": plain.history, "compositional": comp.history})
+    per = [{k: v for k, v in r.items() if k not in ("image", "attention")} | {"method": m}
+           for m, rows in (("plain_ti", rows_plain), ("semantic", rows_sem), ("semantic_spatial", rows_full)) for r in rows]
+    return run.finish(
+        metric="text_alignment", higher_is_better=True, before=s_plain["text_alignment"], after=s_full["text_alignment"],
+        before_method="plain textual inversion", after_method="compositional inversion (semantic + spatial)",
+        image_alignment={"before": s_plain["image_alignment"], "after": s_full["image_alignment"]},
+        semantic_only=s_sem, judge_clip=str(jdir), sd=str(sd_dir),
+        anchor_distance={"plain_ti": dist(sd0, ids0), "compositional": dist(sd1, ids1)},
+        train_loss={"plain_ti": {"first": plain.history[0]["loss"], "last": plain.history[-1]["loss"]} if plain.history else None,
+                    "compositional": {"first": comp.history[0]["loss"], "last": comp.history[-1]["loss"]} if comp.history else None},
+        prompts=len(objects), seeds=seeds, per_image=per,
+    )
