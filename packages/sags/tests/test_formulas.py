@@ -9,7 +9,7 @@ from sags.cameras import Camera, intrinsics
 from sags.losses import l1, photometric_loss
 from sags.metrics import iou_3d, mask_accuracy, mask_iou, mean_iou_acc
 from sags.render import psnr, ssim
-from sags.segment import SegmentConfig, assign_labels, decompose_view, lift_clicks, vote
+from sags.segment import SegmentConfig, assign_labels, decompose_view, farthest_points, lift_clicks, vote
 from vislab.errors import VislabError
 
 
@@ -156,3 +156,13 @@ def test_gaussian_decomposition_mirror_direction():
         _one_gaussian(), torch.tensor([1], dtype=torch.int8), cam, mask, SegmentConfig()
     )
     assert new["means"][0, 0] < 0 and new["means"][1, 0] > 0
+
+
+def test_farthest_point_sampling_of_a_scribble():
+    m = np.zeros((10, 20), bool)
+    m[5, 2:19] = True  # a horizontal stroke x = 2..18
+    pts = farthest_points(m, 3)
+    assert pts.tolist() == [[10.5, 5.5], [2.5, 5.5], [18.5, 5.5]]  # centre, then the two far ends
+    assert len(farthest_points(m, 50)) == 17
+    with pytest.raises(VislabError, match="empty"):
+        farthest_points(np.zeros((3, 3), bool))

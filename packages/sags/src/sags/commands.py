@@ -47,8 +47,11 @@ def segment_main(argv: list[str]) -> int:
         help="cameras.json (INRIA), transforms.json or a COLMAP sparse/0 folder, in the PLY's frame",
     )
     p.add_argument("--view", type=int, default=0, help="index of the reference view (default 0)")
+    p.add_argument("--points", default=None, help="positive clicks 'x,y;x,y' in pixels of the reference view")
     p.add_argument(
-        "--points", required=True, help="positive clicks 'x,y;x,y' in pixels of the reference view"
+        "--scribble",
+        default=None,
+        help="scribble image (non-zero = object): up to 5 clicks by farthest-point sampling",
     )
     p.add_argument("--neg", default=None, help="negative clicks 'x,y;x,y'")
     p.add_argument(
@@ -75,8 +78,15 @@ def segment_main(argv: list[str]) -> int:
     p.add_argument("--out", required=True, help="output folder")
     a = p.parse_args(argv)
     points = parse_points(a.points)
+    if a.scribble:
+        from vislab.io import load_image
+
+        from sags.segment import farthest_points
+
+        scr = farthest_points(load_image(a.scribble, "L") > 0, 5)
+        points = scr if points is None else np.concatenate([points, scr])
     if points is None:
-        raise VislabError("--points needs at least one click")
+        raise VislabError("give --points (at least one click) or --scribble")
     splats, cams = _scene(a.ply, a.cameras)
     cfg = segment_args_to_config(a)
     dev = "cuda" if torch.cuda.is_available() else "cpu"

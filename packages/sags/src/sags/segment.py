@@ -289,6 +289,28 @@ def decompose_view(
     return new, labels, len(obj)
 
 
+def farthest_points(mask: np.ndarray, k: int = 5) -> np.ndarray:
+    """Up to ``k`` clicks (x, y) from a scribble mask [H, W] by farthest-point sampling (NVOS protocol).
+
+    Starts at the scribble pixel nearest the scribble's centroid, then repeatedly adds the pixel
+    farthest from those chosen. Returns pixel centres [k', 2].
+    """
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        raise VislabError("the scribble mask is empty")
+    pts = np.stack([xs, ys], 1).astype(np.float64) + 0.5
+    first = int(np.argmin(((pts - pts.mean(0)) ** 2).sum(1)))
+    chosen = [first]
+    d = ((pts - pts[first]) ** 2).sum(1)
+    while len(chosen) < min(k, len(pts)):
+        nxt = int(np.argmax(d))
+        if d[nxt] == 0:
+            break
+        chosen.append(nxt)
+        d = np.minimum(d, ((pts - pts[nxt]) ** 2).sum(1))
+    return pts[chosen].astype(np.float32)
+
+
 def gd_view_indices(valid: list[int], n: int) -> list[int]:
     """``n`` evenly spaced entries of the valid (non-abstaining) views [R]."""
     if not valid:
