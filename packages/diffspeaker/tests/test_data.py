@@ -259,3 +259,19 @@ def test_evaluate_command_on_vocaset_layout(tmp_path, capsys):
         )
         == 2
     )
+
+
+def test_vowel_speech_and_openness():
+    from diffspeaker.data import VOWELS, synthetic_speech
+
+    wave, op = synthetic_speech(np.random.default_rng(0), 2.0, vowels=True)
+    assert wave.shape == op.shape == (32000,)
+    assert set(np.unique(op)) <= {0.0} | {np.float32(v[3]) for v in VOWELS.values()} and (op > 0).mean() > 0.3
+    # a vowel's spectrum peaks near its first formants, not at f0 multiples of 1/k
+    seg = wave[op == np.float32(VOWELS["a"][3])]
+    if len(seg) > 2048:
+        spec = np.abs(np.fft.rfft(seg[:2048] * np.hanning(2048)))
+        peak_hz = np.argmax(spec) * 16000 / 2048
+        assert 400 < peak_hz < 1400
+    _, op1 = synthetic_speech(np.random.default_rng(0), 2.0, vowels=False)
+    assert set(np.unique(op1)) <= {0.0, 1.0}

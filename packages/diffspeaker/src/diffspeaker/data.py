@@ -298,23 +298,51 @@ def synthetic_face(
     return verts, np.asarray(faces, dtype=np.int64), lips, upper, direction.astype(np.float32)
 
 
-def synthetic_speech(rng: np.random.Generator, seconds: float = 2.0) -> np.ndarray:
-    """Syllable-like audio: Hann-windowed harmonic bursts (f0 100-220 Hz, 5 partials) of 80-250 ms,
-    50-200 ms gaps, amplitude 0.5-1, plus 1 % noise."""
+VOWELS = {  # F1, F2, F3 (Hz) and mouth openness (jaw/lip opening relative to /a/)
+    "a": (730, 1090, 2440, 1.0),
+    "e": (530, 1840, 2480, 0.65),
+    "i": (270, 2290, 3010, 0.35),
+    "o": (570, 840, 2410, 0.75),
+    "u": (300, 870, 2240, 0.45),
+}
+
+
+def synthetic_speech(
+    rng: np.random.Generator, seconds: float = 2.0, vowels: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Syllable-like audio and its mouth-openness track (both (N,) at 16 kHz).
+
+    Hann-windowed harmonic bursts of 80-250 ms (f0 100-220 Hz), 50-200 ms gaps, amplitude 0.5-1, plus 1 %
+    noise. With ``vowels`` every burst is a vowel: partials up to 4 kHz shaped by the vowel's three formant
+    resonances, and the openness track carries the vowel's openness (/a/ 1 ... /i/ 0.35); without, 5
+    partials with 1/k amplitudes and openness 1.
+    """
     n = int(seconds * SAMPLE_RATE)
     wave = np.zeros(n, dtype=np.float64)
+    openness = np.zeros(n, dtype=np.float64)
+    names = list(VOWELS)
     pos = int(rng.uniform(0.05, 0.2) * SAMPLE_RATE)
     while pos < n:
         length = int(rng.uniform(0.08, 0.25) * SAMPLE_RATE)
         t = np.arange(length) / SAMPLE_RATE
         f0 = rng.uniform(100, 220)
-        tone = sum(np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi)) / k for k in range(1, 6))
+        if vowels:
+            f1, f2, f3, op = VOWELS[names[rng.integers(len(names))]]
+            fk = np.arange(1, int(4000 // f0) + 1) * f0
+            amp = sum(
+                g / (1 + ((fk - f) / bw) ** 2) for f, bw, g in ((f1, 90, 1.0), (f2, 110, 0.6), (f3, 150, 0.3))
+            )
+            tone = sum(a * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) for f, a in zip(fk, amp))
+        else:
+            op = 1.0
+            tone = sum(np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi)) / k for k in range(1, 6))
         tone = tone / np.abs(tone).max() * rng.uniform(0.5, 1.0) * np.hanning(length)
         end = min(n, pos + length)
         wave[pos:end] += tone[: end - pos]
+        openness[pos:end] = op
         pos = end + int(rng.uniform(0.05, 0.2) * SAMPLE_RATE)
     wave += 0.01 * rng.standard_normal(n)
-    return wave.astype(np.float32)
+    return wave.astype(np.float32), openness.astype(np.float32)
 
 
 def frame_envelope(wave: np.ndarray, n_frames: int, fps: float, window: int = 533) -> np.ndarray:
@@ -330,7 +358,7 @@ def frame_envelope(wave: np.ndarray, n_frames: int, fps: float, window: int = 53
 class SyntheticTalkingFaces(Dataset):
     """Procedural audio -> mesh dataset.
 
-    offset_{t,v} = A * k_style * env_t * dir_v, env_t = 3 * frame RMS (533-sample windows, ~O(1)),
+    offset_{t,v} = A * k_style * env_t * dir_v, env_t = 3 * frame RMS of the speech (5 * RMS of vowel openness * speech with ``vowels``; 533-sample windows, ~O(1)),
     k_style = 0.6 + 0.2 * id; plus a 0.5 Hz, 0.02 "blink" on the upper face (keeps FDD defined).
     """
 
@@ -342,6 +370,7 @@ class SyntheticTalkingFaces(Dataset):
         fps: float = 30.0,
         n_styles: int = 3,
         amplitude: float = 1.0,
+        vowels: bool = True,
     ):
         verts, faces, lips, upper, direction = synthetic_face()
         self.geometry = Geometry(verts, faces, lips, upper, fps, [f"style{i}" for i in range(n_styles)])
@@ -352,8 +381,11 @@ class SyntheticTalkingFaces(Dataset):
         blink[upper, 1] = 0.02
         self.items = []
         for i in range(n_clips):
-            wave = synthetic_speech(rng, seconds)
-            env = np.clip(3.0 * frame_envelope(wave, T, fps), 0, 2.0)
+            wave, openness = synthetic_speech(rng, seconds, vowels)
+            if vowels:
+                env = np.clip(5.0 * frame_envelope(wave * openness, T, fps), 0, 2.0)
+            else:
+                env = np.clip(3.0 * frame_envelope(wave, T, fps), 0, 2.0)
             sid = i % n_styles
             k = 0.6 + 0.2 * sid
             offs = (
@@ -555,6 +587,7 @@ class TalkingFaceDataModule(pl.LightningDataModule):
         fps: float = 30.0,
         n_styles: int = 3,
         amplitude: float = 1.0,
+        vowels: bool = True,
         train_repeat: int = 1,
         resample_audio: bool = True,
         seed: int = 0,
@@ -564,8 +597,12 @@ class TalkingFaceDataModule(pl.LightningDataModule):
         self.source, self.root, self.batch_size, self.num_workers = source, root, batch_size, num_workers
         self.train_repeat = train_repeat
         if source == "synthetic":
-            self.train_set = SyntheticTalkingFaces(train_clips, seed, seconds, fps, n_styles, amplitude)
-            self.val_set = SyntheticTalkingFaces(test_clips, seed + 1000, seconds, fps, n_styles, amplitude)
+            self.train_set = SyntheticTalkingFaces(
+                train_clips, seed, seconds, fps, n_styles, amplitude, vowels
+            )
+            self.val_set = SyntheticTalkingFaces(
+                test_clips, seed + 1000, seconds, fps, n_styles, amplitude, vowels
+            )
             self.test_set = self.val_set
             self.geometry = self.train_set.geometry
             self.n_feats = self.geometry.template.size
