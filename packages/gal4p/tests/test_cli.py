@@ -133,7 +133,7 @@ def test_ddp_two_cpu_processes(tmp_path, tiny_sd_dir, tiny_clip_dir):
     args = ["--output-dir", str(out), "--model.sd", str(tiny_sd_dir), "--model.clip", str(tiny_clip_dir),
             "--data.num_class_images", "2", "--data.toy.n_images", "2", "--batch_size", "1", "--al.total_rounds", "2",
             "--al.num_directions", "3", "--al.samples_per_direction", "2", "--al.topk", "1", "--al.query_steps", "2",
-            "--al.compare_random", "false", "--eval.steps", "2", "--eval.images_per_prompt", "1",
+            "--al.compare_random", "false", "--al.selection", "random", "--eval.steps", "2", "--eval.images_per_prompt", "1",
             "--trainer.max_steps", "2", "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
             "--trainer.enable_progress_bar", "false"]
     r = run_module("gal4p", args, timeout=600)
