@@ -70,7 +70,7 @@ def bench(preset: str, steps: int, batch: int, frames: int, sentence_words: int,
     t1 = _timed(step1, steps)
     out["stage1"] = {"params_m": round(sum(p.numel() for p in s1.parameters()) / 1e6, 2), "step_s": round(t1, 4),
                      "clips_per_s": round(batch / t1, 2), "peak_memory_mb": round(runtime.peak_memory_mb(dev), 1)}
-    del s1, opt
+    s1 = opt = step1 = None  # free stage 1 before timing stage 2
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
@@ -94,7 +94,7 @@ def bench(preset: str, steps: int, batch: int, frames: int, sentence_words: int,
     t2 = _timed(step2, steps)
     out["stage2"] = {"llm_params_m": round(sum(p.numel() for p in s2.head.parameters()) / 1e6, 1), "step_s": round(t2, 4),
                      "sentences_per_s": round(batch / t2, 2), "peak_memory_mb": round(runtime.peak_memory_mb(dev), 1)}
-    del opt2
+    opt2 = step2 = None
     s2.eval()
     beams = int(c2["decode"]["num_beams"])
     s2.config["stage2"]["decode"]["max_new_tokens"] = max_new

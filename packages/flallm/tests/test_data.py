@@ -9,11 +9,21 @@ import random
 
 import numpy as np
 import pytest
-from PIL import Image
-
-from flallm.data import (ClipTransform, load_input, load_sample_frames, read_csl_daily, read_gfslt, read_how2sign,
-                         read_manifest, read_phoenix14t, read_split, read_video, sample_indices)
+from flallm.data import (
+    ClipTransform,
+    load_input,
+    load_sample_frames,
+    read_csl_daily,
+    read_gfslt,
+    read_how2sign,
+    read_manifest,
+    read_phoenix14t,
+    read_split,
+    read_video,
+    sample_indices,
+)
 from flallm.world import WORDS, gloss_to_sentence, lexicon, make_split
+from PIL import Image
 from vislab.errors import InputError, VislabError
 
 

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from flallm.losses import generation_loss
 from flallm.metrics import bleu, char_split, lcs, rouge_l, rouge_l_sentence, translation_scores
 

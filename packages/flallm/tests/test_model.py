@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from flallm.model import Backbone, LLMAdapter, LocalTemporalModule, VisualEncoder, VLAdapter, build_llm
 from flallm.tokenizer import SignTokenizer
 from vislab.errors import InputError, VislabError
@@ -63,7 +62,7 @@ def test_tokenizer_mbart_target_convention(tok):
 
 
 def test_stage2_encoder_frozen_with_bn_stats(cfg, tok, splits):
-    from flallm.data import VideoCollator, SignVideoDataset
+    from flallm.data import SignVideoDataset, VideoCollator
     from flallm.module import Stage2Module
 
     m = Stage2Module(cfg, tok)

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from vislab.errors import InputError
 from vislab.testing import assert_run_contract, run_module
 
 
 def test_fast_dev_run_stage1_and_stage2(cfg, tok, splits):
     import pytorch_lightning as pl
-
     from flallm.data import FeatureDataModule, SignDataModule
     from flallm.module import Stage1Module, Stage2Module
     from flallm.train import extract_features
@@ -51,7 +47,7 @@ def test_stage1_loss_drops_when_overfitting_one_batch(cfg, tok, splits):
 
 
 def test_embedded_default_tiny_budget_and_save_load(finished_run, splits, tmp_path):
-    from flallm.data import VideoCollator, SignVideoDataset
+    from flallm.data import SignVideoDataset, VideoCollator
     from flallm.module import Stage2Module, load_module
 
     out, result = finished_run

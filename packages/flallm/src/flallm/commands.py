@@ -30,10 +30,10 @@ def translate_parser() -> argparse.ArgumentParser:
 def translate_files(checkpoint: str | Path, inputs: list[str | Path], beams: int | None = None, device: str | None = None) -> list[dict[str, Any]]:
     """Translate each input; returns ``[{"input", "translation", "frames"}]`` (frames: the sampled uint8 frames)."""
     import torch
+    from vislab import runtime
 
     from flallm.data import ClipTransform, load_input, load_sample_frames
     from flallm.module import load_module
-    from vislab import runtime
 
     module = load_module(checkpoint)
     dev = torch.device(device) if device else runtime.device()

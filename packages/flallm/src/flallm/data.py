@@ -21,7 +21,6 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
-
 from vislab.errors import InputError, VislabError
 from vislab.io import IMAGE_SUFFIXES, list_images, load_image, require_dir, require_file
 

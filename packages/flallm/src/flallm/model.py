@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 from torch import nn
-
 from vislab.errors import InputError
 
 MEAN = (0.485, 0.456, 0.406)

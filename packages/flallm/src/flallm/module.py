@@ -18,12 +18,12 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import nn
+from vislab.errors import InputError
 
 from flallm.losses import generation_loss
 from flallm.metrics import translation_scores
 from flallm.model import LLMAdapter, VisualEncoder, VLAdapter, build_light_t, build_llm, lengths_to_mask
 from flallm.tokenizer import SignTokenizer
-from vislab.errors import InputError
 
 
 def build_visual(mcfg: dict[str, Any]) -> VisualEncoder:

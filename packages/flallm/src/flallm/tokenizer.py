@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from vislab.errors import InputError
 
 #: The 25 language codes of mBART-cc25, in the tokenizer's order.

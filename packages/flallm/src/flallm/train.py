@@ -15,14 +15,21 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
-
-from flallm.data import FeatureDataModule, FeatureDataset, SignDataModule, SignVideoDataset, VideoCollator, load_splits
-from flallm.metrics import bleu_signature, translation_scores
-from flallm.module import Stage1Module, Stage2Module, build_visual
-from flallm.tokenizer import SignTokenizer
 from vislab import runtime
 from vislab.errors import VislabError
 from vislab.run import Run, track
+
+from flallm.data import (
+    FeatureDataModule,
+    FeatureDataset,
+    SignDataModule,
+    SignVideoDataset,
+    VideoCollator,
+    load_splits,
+)
+from flallm.metrics import bleu_signature, translation_scores
+from flallm.module import Stage1Module, Stage2Module
+from flallm.tokenizer import SignTokenizer
 
 
 def build_tokenizer(cfg: dict[str, Any], train_texts: list[str]) -> SignTokenizer:
