@@ -70,7 +70,9 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
             raise RuntimeError("crash while writing")
     assert torch.equal(load_torch(target)["w"], torch.ones(2))
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
-    assert target.stat().st_mode & 0o044 == 0o044 or os.umask(0o022) & 0o044  # readable by others (umask permitting)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
     (tmp_path / "trunc.pt").write_bytes(target.read_bytes()[:20])
     with pytest.raises(InputError, match="cannot load checkpoint"):
         load_torch(tmp_path / "trunc.pt")
