@@ -177,3 +177,22 @@ def test_cached_features_equal_on_the_fly_features(cfg, tok, splits):
     e1, m1 = m.encode(vb)
     e2, m2 = m.encode(fb)
     assert torch.equal(m1, m2) and torch.allclose(e1 * m1[..., None], e2 * m2[..., None], atol=1e-5)
+
+
+def test_stage1_with_resnet18_backbone_smoke(cfg, tok, splits):
+    """The paper's backbone (random init, no weights file) inside Stage 1: loss and gradients flow."""
+    import copy
+
+    from flallm.data import SignVideoDataset, VideoCollator
+    from flallm.module import Stage1Module
+
+    c = copy.deepcopy(cfg)
+    c["model"]["visual"].update(backbone="resnet18", weights=None, temporal_dim=32)
+    c["data"].update(image_size=64, resize=None)
+    m = Stage1Module(c, tok)
+    ds = SignVideoDataset(splits["train"][:2], c["data"], train=True)
+    batch = VideoCollator(tok)([ds[i] for i in range(2)])
+    assert batch["frames"].shape[-2:] == (64, 64)
+    loss = m.loss(batch)
+    loss.backward()
+    assert torch.isfinite(loss) and m.visual.backbone.net.conv1.weight.grad.abs().sum() > 0
