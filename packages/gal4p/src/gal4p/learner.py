@@ -7,7 +7,7 @@
 - :class:`LoRALearner` (extension, not in the official code): peft LoRA adapters on the UNet's attention
   projections.
 
-All share :class:`PersonalizationLearner.training_step`: latents ``z = s * VAE.enc(x).sample()``,
+All share :class:`PersonalizationLearner.training_step`: latents ``z = s * VAE.enc(x).sample()`` (or the posterior mode),
 ``t ~ U{0..T-1}`` per sample (or one shared ``t``), ``z_t = add_noise(z, eps, t)``, ``eps_hat = UNet(z_t, t, TE(ids))``,
 target ``eps`` (or the velocity for v-prediction), loss :func:`gal4p.losses.dreambooth_loss` with per-sample weights.
 Shapes at SD 1.x size: ``x`` B x 3 x 512 x 512, ``z`` B x 4 x 64 x 64, ``ids`` B x 77, ``TE(ids)`` B x 77 x 768.
@@ -35,7 +35,7 @@ class PersonalizationLearner(pl.LightningModule):
 
     def __init__(self, sd, lr: float = 5e-6, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 1e-2,
                  eps: float = 1e-8, prior_loss_weight: float = 1.0, shared_timestep: bool = False,
-                 gradient_checkpointing: bool = False, round_index: int = 0):
+                 gradient_checkpointing: bool = False, round_index: int = 0, latents: str = "sample"):
         super().__init__()
         self.tokenizer = sd.tokenizer
         self.text_encoder, self.vae, self.unet = sd.text_encoder, sd.vae, sd.unet
@@ -46,6 +46,9 @@ class PersonalizationLearner(pl.LightningModule):
         self.lr, self.betas, self.weight_decay, self.eps = float(lr), tuple(betas), float(weight_decay), float(eps)
         self.prior_loss_weight, self.shared_timestep = float(prior_loss_weight), bool(shared_timestep)
         self.round_index = int(round_index)
+        if latents not in ("sample", "mode"):
+            raise VislabError(f"dreambooth.latents must be sample or mode, not {latents!r}")
+        self.latent_mode = latents
         self.strict_loading = False  # checkpoints hold only the trained weights
         for m in (self.text_encoder, self.vae, self.unet):
             m.requires_grad_(False)
@@ -82,7 +85,8 @@ class PersonalizationLearner(pl.LightningModule):
             pixels = torch.cat([pixels, batch["class_pixel_values"]])
             prompts = prompts + list(batch["class_prompt"])
         with torch.no_grad():
-            latents = self.vae.encode(pixels.to(self.vae.dtype)).latent_dist.sample() * self.scaling_factor
+            dist = self.vae.encode(pixels.to(self.vae.dtype)).latent_dist
+            latents = (dist.sample() if self.latent_mode == "sample" else dist.mode()) * self.scaling_factor
         noise = torch.randn_like(latents)
         b = latents.shape[0]
         n_t = self.noise_scheduler.config.num_train_timesteps
@@ -219,7 +223,8 @@ def build_learner(name: str, sd, cfg: dict[str, Any], identifier: str | None, cl
     kw: dict[str, Any] = dict(lr=o["lr"], betas=tuple(o["betas"]), weight_decay=o["weight_decay"], eps=o["eps"],
                               prior_loss_weight=cfg["dreambooth"]["prior_loss_weight"],
                               shared_timestep=cfg["dreambooth"]["shared_timestep"],
-                              gradient_checkpointing=cfg["dreambooth"]["gradient_checkpointing"], round_index=round_index)
+                              gradient_checkpointing=cfg["dreambooth"]["gradient_checkpointing"], round_index=round_index,
+                              latents=cfg["dreambooth"]["latents"])
     if name == "textual_inversion":
         ti = cfg["textual_inversion"]
         if not identifier:
