@@ -1,0 +1,88 @@
+"""The run contract on a reduced budget, the generate command, bad input, --help, DDP."""
+
+from __future__ import annotations
+
+import pytest
+
+from vislab.testing import assert_run_contract, make_run, read_metrics, run_module
+
+
+def test_embedded_default_reduced_budget(small_cfg, tmp_path):
+    from compinv.train import train
+
+    out = tmp_path / "run"
+    m = train(make_run("compinv", out, small_cfg()))
+    assert_run_contract(out)
+    assert m["metric"] == "text_alignment" and m["prompts"] == 2
+    for f in ("learned_embeds.safetensors", "plain_ti/learned_embeds.safetensors", "compositions.png", "attention_maps.png",
+              "checkpoints/last.ckpt"):
+        assert (out / f).is_file(), f
+    assert {"before", "after"} <= set(m["image_alignment"])
+    assert any(r["updates"] > 0 for r in m["per_image"] if r["method"] == "semantic_spatial")
+
+
+def test_generate_command_and_bad_input(tiny_dirs, tmp_path, capsys):
+    from compinv.cli import main
+
+    import torch
+    from safetensors.torch import save_file
+
+    emb = tmp_path / "learned_embeds.safetensors"
+    save_file({"<c>": torch.randn(2, 32)}, str(emb))
+    out = tmp_path / "gen"
+    r = run_module("compinv", ["generate", "--model", tiny_dirs["sd"], "--embeds", str(emb), "--prompt",
+                               "a <c> cat on the left and a red circle on the right", "--steps", "4", "--guide-steps", "2",
+                               "--cfg", "3", "--out", str(out)], timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (out / "seed0.png").is_file() and (out / "seed0_attention.png").is_file()
+    corrupt = tmp_path / "bad.safetensors"
+    corrupt.write_bytes(b"not a safetensors file")
+    wide = tmp_path / "wide.safetensors"
+    save_file({"<c>": torch.randn(1, 768)}, str(wide))
+    empty = tmp_path / "empty_concept"
+    empty.mkdir()
+    broken = tmp_path / "broken_concept"
+    broken.mkdir()
+    (broken / "a.png").write_bytes(b"\x89PNG garbage")
+    objs = tmp_path / "objs.txt"
+    objs.write_text("")
+    base = ["--model.sd", tiny_dirs["sd"], "--model.judge_clip", tiny_dirs["judge"], "--trainer.max_steps", "1"]
+    gen = ["generate", "--model", tiny_dirs["sd"], "--prompt", "a <c> cat", "--steps", "2", "--out", str(tmp_path / "g2")]
+    bad = [
+        (gen + ["--embeds", str(tmp_path / "missing.safetensors")], "missing.safetensors"),
+        (gen + ["--embeds", str(corrupt)], "bad.safetensors"),
+        (gen + ["--embeds", str(wide)], "does not match"),
+        (["generate", "--model", str(tmp_path / "nosd"), "--embeds", str(emb), "--prompt", "a <c>"], "nosd"),
+        (base + ["--concept.images", str(empty)], "empty_concept"),
+        (base + ["--concept.images", str(broken)], "a.png"),
+        (base + ["--eval.objects", str(objs)], "objs.txt"),
+        (base + ["--model.judge_clip", str(tmp_path / "nojudge")], "nojudge"),
+    ]
+    r = run_module("compinv", bad[1][0], timeout=600)  # one as a real process: exit 2, one line, no traceback
+    assert r.returncode == 2 and "bad.safetensors" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    for a, msg in bad:  # the rest in-process (same method_main error path)
+        capsys.readouterr()
+        rc = main(a)
+        err = capsys.readouterr().err
+        assert rc == 2 and msg in err and "Traceback" not in err, (a, err[-2000:])
+    assert not (tmp_path / "g2" / "seed0.png").exists()
+
+
+def test_help():
+    r = run_module("compinv", ["--help"])
+    assert r.returncode == 0 and "compinv generate" in r.stdout
+    r = run_module("compinv", ["generate", "--help"])
+    assert r.returncode == 0 and "--layout" in r.stdout
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tiny_dirs, tmp_path):
+    out = tmp_path / "ddp"
+    args = ["--model.sd", tiny_dirs["sd"], "--model.judge_clip", tiny_dirs["judge"], "--eval.limit", "1", "--eval.seeds", "[0]",
+            "--sampling.steps", "3", "--spatial.steps", "1", "--inversion.batch_size", "2", "--trainer.max_steps", "2",
+            "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
+            "--trainer.enable_progress_bar", "false", "--output-dir", str(out)]
+    r = run_module("compinv", args, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert read_metrics(out)["package"] == "compinv"
+    assert (out / "learned_embeds.safetensors").is_file()
