@@ -190,3 +190,35 @@ def test_embedded_default_reproduces_factorization(tmp_path):
     assert m["after"] >= 30.0
     assert m["after"] >= m["dev_stage2_only"]["bleu4"] + 15.0
     assert m["dev_after_stage1"]["bleu4"] >= 15.0
+
+
+def test_train_on_a_phoenix14t_layout(tmp_path, tiny_overrides):
+    """The whole pipeline on a tiny fake PHOENIX-2014-T folder (real layout, German language code by dataset)."""
+    from flallm.train import train
+    from flallm.world import make_split
+    from vislab.testing import make_run
+
+    root = tmp_path / "PHOENIX-2014-T"
+    ann = root / "annotations" / "manual"
+    ann.mkdir(parents=True)
+    for k, (split, n) in enumerate((("train", 4), ("dev", 2), ("test", 2))):
+        lines = ["name|video|start|end|speaker|orth|translation"]
+        for i, s in enumerate(make_split(n, seed=10 + k)):
+            name = f"{split}{i}"
+            d = root / "features" / "fullFrame-210x260px" / split / name
+            d.mkdir(parents=True)
+            for j, f in enumerate(s["frames"]):
+                Image.fromarray(f).save(d / f"images{j + 1:04d}.png")
+            lines.append(f"{name}|{name}/1/*.png|-1|-1|Signer01|X|{s['text']}")
+        (ann / f"PHOENIX-2014-T.{split}.corpus.csv").write_text("\n".join(lines) + "\n")
+    ov = tiny_overrides
+    ov["data"].update(source="phoenix14t", root=str(root), lang=None)
+    ov["stage1"]["batch_size"] = ov["stage2"]["batch_size"] = 2
+    ov["baseline_stage2_only"] = False
+    out = tmp_path / "run"
+    train(make_run("flallm", out, ov))
+    m = assert_run_contract(out)
+    assert "dev_after_stage2" in m
+    from flallm.module import load_module
+
+    assert load_module(out / "checkpoints" / "last.ckpt").tok.lang == "de_DE"

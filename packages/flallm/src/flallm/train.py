@@ -35,11 +35,16 @@ from flallm.tokenizer import SignTokenizer
 def build_tokenizer(cfg: dict[str, Any], train_texts: list[str]) -> SignTokenizer:
     """The (trimmed) mBART tokenizer of ``model.llm.tokenizer`` / ``model.llm.path``, or the toy
     word-level tokenizer built from the training sentences."""
+    from flallm.tokenizer import DATASET_LANG
+
     llm = cfg["model"]["llm"]
+    lang = cfg["data"].get("lang") or DATASET_LANG.get(cfg["data"]["source"])
+    if not lang:
+        raise VislabError(f"data.lang is not set and data.source={cfg['data']['source']} has no default language code")
     tdir = llm.get("tokenizer") or llm.get("path")
     if tdir:
-        return SignTokenizer.from_dir(tdir, cfg["data"]["lang"])
-    return SignTokenizer.build_word_level(train_texts, cfg["data"]["lang"])
+        return SignTokenizer.from_dir(tdir, lang)
+    return SignTokenizer.build_word_level(train_texts, lang)
 
 
 def video_loader(samples: list[dict[str, Any]], cfg: dict[str, Any], tok: SignTokenizer | None) -> DataLoader:
