@@ -156,8 +156,9 @@ def test_stage2_loads_local_mbart_folder(tmp_path, cfg):
     out = tmp_path / "trimmed"
     trim_mbart(d, out, "de_DE", ["the man sees the ball"])
     t = SignTokenizer.from_dir(out, "de_DE")
-    c = {**cfg, "model": {**cfg["model"], "llm": {**cfg["model"]["llm"], "path": str(out)}}}
+    c = {**cfg, "model": {**cfg["model"], "llm": {**cfg["model"]["llm"], "path": str(out), "dropout": 0.3}}}
     m = Stage2Module(c, t)
+    assert m.head.model.config.dropout == 0.3 and m.head.model.model.encoder.dropout == 0.3
     assert m.head.model.config.vocab_size == t.vocab_size and m.llm_adapter.net[-1].out_features == 16
     with pytest.raises(InputError, match="mBART folder not found"):
         Stage2Module({**c, "model": {**c["model"], "llm": {**c["model"]["llm"], "path": str(tmp_path / "nope")}}}, t)

@@ -233,12 +233,11 @@ def build_llm(cfg: dict[str, Any], vocab_size: int, pad_id: int, eos_id: int) ->
         p = Path(cfg["path"]).expanduser()
         if not p.is_dir():
             raise InputError(p, "mBART folder not found (give a local transformers folder, e.g. made by `flallm trim`)")
-        try:
-            model = MBartForConditionalGeneration.from_pretrained(str(p), local_files_only=True)
+        kw = {"dropout": float(cfg["dropout"])} if cfg.get("dropout") is not None else {}
+        try:  # config overrides go through from_pretrained so the layers are built with them
+            model = MBartForConditionalGeneration.from_pretrained(str(p), local_files_only=True, **kw)
         except Exception as e:  # noqa: BLE001
             raise InputError(p, f"cannot load an mBART model ({e.__class__.__name__}: {str(e)[:160]})") from None
-        if cfg.get("dropout") is not None:
-            model.config.dropout = float(cfg["dropout"])
     else:
         t = cfg["tiny"]
         model = MBartForConditionalGeneration(mbart_config(
