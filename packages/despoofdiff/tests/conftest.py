@@ -12,7 +12,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 #: the smallest run that still goes through every stage (16 px toy faces, 3 steps each)
 TINY = {
-    "data": {"resolution": 16, "toy": {"identities": 4, "frames": 1}},
+    "data": {"resolution": 16, "toy": {"identities": 4, "frames": 2}},
     "diffusion": {"steps": 3, "batch_size": 8},
     "bridge": {"steps": 2},
     "classifier": {"steps": 3, "batch_size": 8, "val_every_n_epochs": 1},

@@ -19,6 +19,7 @@ def test_embedded_default_reduced_budget(tiny_run):
     assert 0 <= m["before"] <= 1 and 0 <= m["after"] <= 1
     for k in ("cross_hter_before", "cross_hter_after", "test_auc_after", "spoof_noise", "bridge_hash"):
         assert k in m
+    assert "test_video_acer" in m["after_all"] and "cross_video_hter" in m["after_all"]  # frames averaged per video
     for pic in ("despoof_test.png", "despoof_cross.png", "roc.png", "dm_samples.png"):
         assert (out / pic).is_file()
     for stage in ("dm_genuine", "dm_spoof"):

@@ -5,7 +5,8 @@ Every source is adapted to :class:`FaceItems`, a Dataset of dicts
     x      (3,R,R) float in [-1,1]  the aligned face crop at the model resolution R
     live   int 1 live / 0 spoof
     depth  (1,R,R) float in [0,1]   pseudo-depth of a live face (the source's, else the dome prior)
-    attack str, domain str, key str (cache key: ``video_id/frame`` or the image's content hash)
+    attack str, domain str, key str (cache key: the frame's path (+ index) or the image's content hash),
+    video str (frames of one video share it; test scores are also averaged per video)
 
 Sources: vislab's toy faces (the embedded default), the frame-folder layout of the spec
 (``<root>/<dataset>/frames|depth|protocols``), and OULU-NPU / CASIA-FASD / Replay-Attack / MSU-MFSD /
@@ -95,7 +96,8 @@ class FaceItems(Dataset):
             from despoofdiff.cache import content_key
 
             key = content_key(x)
-        return {"x": x, "live": live, "depth": depth, "attack": str(it.get("attack", "live" if live else "spoof")), "domain": str(it.get("domain", "")), "key": f"r{self.resolution}/{key}"}
+        video = str(it.get("video") or it.get("video_id") or key)
+        return {"x": x, "live": live, "depth": depth, "attack": str(it.get("attack", "live" if live else "spoof")), "domain": str(it.get("domain", "")), "key": f"r{self.resolution}/{key}", "video": video}
 
     def lives(self) -> np.ndarray:
         """(n,) live labels without decoding images where the base dataset exposes them."""
@@ -174,7 +176,7 @@ class ClassifierDataset(Dataset):
                 c = 1 + (torch.rand(()) * 2 - 1) * j
                 m = x.mean()
                 x = ((x - m) * c + m + b).clamp(-1, 1)
-        return {"x": x, "noise": n, "depth": d, "live": torch.tensor(it["live"]), "attack": it["attack"]}
+        return {"x": x, "noise": n, "depth": d, "live": torch.tensor(it["live"]), "attack": it["attack"], "video": it["video"]}
 
 
 def _loader(ds: Dataset, batch_size: int, shuffle: bool, num_workers: int, drop_last: bool = False) -> DataLoader:

@@ -131,21 +131,23 @@ def make_classifier(cfg: dict[str, Any], streams: str, unet_g: dict[str, Any], u
 
 
 @torch.no_grad()
-def scores_of(module, ds: ClassifierDataset, batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor, list[str], torch.Tensor]:
-    """(scores, live, attacks, depth maps) of a ClassifierDataset in eval mode."""
+def scores_of(module, ds: ClassifierDataset, batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
+    """(frame scores, live, attack types, video ids) of a ClassifierDataset in eval mode."""
     from torch.utils.data import DataLoader
+
+    from despoofdiff.model import liveness_score
 
     was = module.training
     module.eval()
-    s, y, a, dmaps = [], [], [], []
+    s, y, a, v = [], [], [], []
     for batch in DataLoader(ds, batch_size=batch_size, shuffle=False):
         d = module(batch["x"], batch["noise"])
-        s.append(d.flatten(1).mean(1))
+        s.append(liveness_score(d))
         y.append(batch["live"])
         a += list(batch["attack"])
-        dmaps.append(d)
+        v += list(batch["video"])
     module.train(was)
-    return torch.cat(s), torch.cat(y), a, torch.cat(dmaps)
+    return torch.cat(s), torch.cat(y), a, v
 
 
 def evaluate_split(module, sets: dict[str, ClassifierDataset]) -> dict[str, Any]:
@@ -159,9 +161,14 @@ def evaluate_split(module, sets: dict[str, ClassifierDataset]) -> dict[str, Any]
     for name in ("test", "cross"):
         if name not in sets:
             continue
-        s, y, a, _ = scores_of(module, sets[name])
+        s, y, a, v = scores_of(module, sets[name])
         out[name] = evaluate(s, y, thr, a)
         raw[name] = (s.numpy(), y.numpy())
+        if len(set(v)) < len(v):  # several frames per video: the video score is the mean frame score
+            import vislab.metrics as vm
+
+            vs = vm.video_scores(s.numpy(), v, y.numpy(), a)
+            out[name].update({f"video_{k}": val for k, val in evaluate(vs["scores"], vs["live"], thr, vs["attack"]).items()})
     return {"metrics": out, "raw": raw}
 
 
@@ -240,11 +247,11 @@ def train(run: Run) -> dict[str, Any]:
             ck = None
         run.log(f"stage 2: {name} classifier ({streams}), {tr.max_steps} steps")
         tr.fit(m, datamodule=dm, ckpt_path=ck)
-        if checkpoint:
-            save_last(tr, run.checkpoints / "last.ckpt")
         m = m.cpu().eval()
         after = evaluate_split(m, eval_sets)
-        m.threshold.fill_(after["metrics"]["threshold"])
+        m.threshold.fill_(after["metrics"]["threshold"])  # the dev EER threshold travels with the checkpoint
+        if checkpoint:
+            save_last(tr, run.checkpoints / "last.ckpt")
         return m, before, after
 
     t0 = time.time()
