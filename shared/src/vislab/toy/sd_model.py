@@ -219,7 +219,7 @@ def pretrain_sd(cfg: dict[str, Any], clip_dir: str | Path | Callable[[], Path], 
     judge = ZeroShot.from_folder(clip_dir)
     res, conf, combo_images, combo_prompts = evaluate_sd(pipe, judge, cfg["eval_seeds"], cfg["eval_steps"], cfg["guidance"])
     save_confusion(out / "sd_judged_confusion.png", *conf, title=f"toy SD samples judged by the toy CLIP (guidance {cfg['guidance']})")
-    pick = list(range(0, len(combo_prompts), 2))[:18]
+    pick = [(7 * k) % len(combo_prompts) for k in range(18)]  # every shape, mixed colours
     caps = [c for c, _ in zip(world.ToyDataset(12, seed=4242, split="all").tensors()[1], range(12))]
     grid_prompts = [combo_prompts[i] for i in pick] + caps
     grid_images = torch.cat([combo_images[pick], generate(pipe, caps, 99, cfg["eval_steps"], cfg["guidance"])])
