@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
@@ -12,6 +13,12 @@ from vislab import runtime
 
 if TYPE_CHECKING:
     from vislab.run import Run
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's per-Trainer info lines (GPU/TPU available, tips); warnings still show."""
+    for name in ("pytorch_lightning.utilities.rank_zero", "pytorch_lightning.accelerators.cuda"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def progress_bar() -> Callback:
@@ -30,6 +37,7 @@ def build_trainer(run: Run | None, trainer_cfg: dict[str, Any], callbacks: list[
     rich progress bar, no model summary. ``trainer_cfg`` may add any Trainer keyword,
     e.g. ``strategy: ddp, devices: 2``.
     """
+    quiet_lightning()
     cfg = dict(trainer_cfg)
     ckpt_cfg = cfg.pop("checkpoint", {}) or {}
     kw: dict[str, Any] = {
