@@ -16,7 +16,6 @@ import time
 from contextlib import nullcontext
 
 import torch
-
 from vislab import runtime
 
 
@@ -24,7 +23,6 @@ def paper_sd(resolution: int):
     """SD 1.x-size components with random weights (UNet as SD 1.4; a 12-layer 768-wide CLIP text encoder)."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
-
     from vislab.clip import clip_tokenizer
     from vislab.diffusion import SDComponents
 

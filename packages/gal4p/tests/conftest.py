@@ -64,11 +64,10 @@ def tiny_overrides(sd: Path, clip: Path, **extra) -> dict:
 
 
 @pytest.fixture(scope="session")
-def finished_run(tmp_path_factory, tiny_sd_dir, tiny_clip_dir):
+def finished_run(tmp_path_factory, tiny_sd_dir, tiny_clip_dir):  # noqa: F811
     """One complete tiny run (uncertainty + random comparison), shared by several tests."""
-    from vislab.testing import make_run
-
     from gal4p.train import train
+    from vislab.testing import make_run
 
     out = tmp_path_factory.mktemp("run")
     run = make_run("gal4p", out, tiny_overrides(tiny_sd_dir, tiny_clip_dir))

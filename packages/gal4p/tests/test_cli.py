@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from gal4p.cli import main
 from vislab.errors import InputError, VislabError
 from vislab.testing import assert_run_contract, make_run, run_module
@@ -104,9 +103,9 @@ def test_bad_sd_and_clip_paths(tmp_path, tiny_sd_dir, tiny_clip_dir):
 
 
 def test_small_class_folder_is_completed_and_k_checked(tmp_path, tiny_sd_dir, tiny_clip_dir, capsys):
-    from gal4p.train import prepare_class_images
-    from gal4p.data import save_png
     import torch
+    from gal4p.data import save_png
+    from gal4p.train import prepare_class_images
 
     cls = tmp_path / "cls"
     save_png(cls / "a.png", torch.rand(3, 32, 32))

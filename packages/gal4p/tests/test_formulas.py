@@ -5,12 +5,16 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from gal4p import losses, metrics
 from gal4p import uncertainty as U
 from gal4p.data import personalize_prompt
-from gal4p.directions import (OBJECT_DIRECTIONS, STYLE_DIRECTIONS, direction_prompts, direction_templates,
-                              style_descriptor)
+from gal4p.directions import (
+    OBJECT_DIRECTIONS,
+    STYLE_DIRECTIONS,
+    direction_prompts,
+    direction_templates,
+    style_descriptor,
+)
 from vislab.errors import VislabError
 
 

@@ -3,8 +3,7 @@
 import pytest
 import pytorch_lightning as pl
 import torch
-
-from gal4p.data import PersonalizationDataModule, collate, PersonalizationDataset, read_records
+from gal4p.data import PersonalizationDataModule, PersonalizationDataset, collate, read_records
 from gal4p.learner import build_learner, load_personalized
 from vislab.diffusion import load_sd
 from vislab.run import load_preset

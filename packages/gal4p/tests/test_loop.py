@@ -4,7 +4,6 @@ import shutil
 
 import pytest
 import pytorch_lightning as pl
-
 from gal4p.data import read_records, reference_captions
 from gal4p.loop import GALLoop, LoopState
 from vislab.errors import VislabError
@@ -103,3 +102,28 @@ def test_human_selection(tiny_sd_dir, concept, tmp_path, fake_scorer):
 def test_topk_larger_than_directions_left(tiny_sd_dir, concept, tmp_path, fake_scorer):
     with pytest.raises(VislabError, match="anchor directions"):
         make_loop(tmp_path, tiny_sd_dir, concept, scorer_cls=fake_scorer, topk=3, total_rounds=3)
+
+
+def test_style_mode_without_prior(tiny_sd_dir, concept, tmp_path, fake_scorer):
+    import json
+
+    from gal4p.data import concept_descriptor
+
+    rec = json.loads(concept.read_text())[0]
+    init = tmp_path / "init.json"
+    init.write_text(json.dumps([{"instance_prompt": "A star in sks flat style", "instance_data_path": rec["instance_data_path"]}]))
+    recs = read_records(init, "style")
+    caps = reference_captions(recs, "style")
+    desc = concept_descriptor(recs, "style", None, None)
+    assert caps == ["A star in sks flat style"] and desc == "in sks flat style"
+    cfg = load_preset("gal4p")
+    cfg["mode"] = "style"
+    cfg["batch_size"] = 2
+    cfg["al"].update({"total_rounds": 2, "directions": "toy_style", "num_directions": 3, "samples_per_direction": 2,
+                      "topk": 1, "query_steps": 2, "selection": "random"})
+    loop = GALLoop(cfg, tmp_path / "al", str(tiny_sd_dir), recs, caps, desc, fake_scorer("random", caps),
+                   lambda r: pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                                        enable_progress_bar=False), log=lambda m: None)
+    st = loop.run()
+    assert st.trained == [1, 2] and st.added[0]["instance_prompt"].endswith(" in sks flat style")
+    assert (tmp_path / "al" / "style_add.json").is_file()

@@ -25,7 +25,6 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
-
 from vislab.errors import InputError, VislabError
 from vislab.io import list_images, load_image, require_file, write_json
 
@@ -124,7 +123,6 @@ def load_pixels(path: str | Path, resolution: int, center_crop: bool = True, rng
 def save_png(path: str | Path, image: torch.Tensor) -> Path:
     """Save a (3, H, W) image in [0, 1] as PNG, atomically."""
     from PIL import Image
-
     from vislab.io import atomic_path
 
     arr = (image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from vislab.errors import InputError, VislabError
 
 from gal4p.losses import dreambooth_loss
-from vislab.errors import InputError, VislabError
 
 MODEL_FILE = "gal4p_model.json"
 

@@ -33,15 +33,15 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from vislab.errors import VislabError
+from vislab.io import write_json
+from vislab.runtime import is_main_process
 
 from gal4p import uncertainty as U
 from gal4p.data import PersonalizationDataModule, save_png
 from gal4p.directions import direction_prompts
 from gal4p.learner import build_learner, load_personalized
 from gal4p.query import generate
-from vislab.errors import VislabError
-from vislab.io import write_json
-from vislab.runtime import is_main_process
 
 
 def barrier() -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from vislab import runtime
 from vislab.errors import VislabError
 from vislab.io import load_image, write_json
@@ -99,11 +98,12 @@ def _plot_curves(path: Path, before: dict[str, float], runs: dict[str, dict[str,
 
 
 def train(run: Run) -> dict[str, Any]:
+    from vislab.diffusion import load_sd
+    from vislab.lightning import build_trainer
+
     from gal4p.evaluate import evaluate_model
     from gal4p.loop import GALLoop
     from gal4p.scoring import load_scorer
-    from vislab.diffusion import load_sd
-    from vislab.lightning import build_trainer
 
     cfg = run.config
     runtime.setup(int(cfg["seed"]))
