@@ -185,3 +185,27 @@ def test_choose_member_order(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert choose_member([], {"only"}) == ("only", [])
     assert choose_member([], names) == (None, [])
+
+
+def test_last_checkpoint_is_written_when_max_steps_stops_mid_epoch(fake_package, tmp_path):
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from vislab.run import Run
+
+    class Tiny(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, i):
+            return self.lin(batch[0]).pow(2).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    run = Run(package=fake_package, out=tmp_path / "run", config={"trainer": {"max_steps": 3, "enable_progress_bar": False}})
+    trainer = run.trainer()
+    trainer.fit(Tiny(), DataLoader(TensorDataset(torch.randn(40, 2)), batch_size=4))
+    ckpt = torch.load(run.out / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 3

@@ -29,6 +29,19 @@ def progress_bar() -> Callback:
         return TQDMProgressBar()
 
 
+class SaveLastOnTrainEnd(Callback):
+    """Write ``last.ckpt`` when fitting ends, also when ``max_steps`` stops mid-epoch (ModelCheckpoint only
+    saves at epoch or validation ends), so ``--resume`` continues from the true last step."""
+
+    def __init__(self, dirpath: str):
+        self.dirpath = dirpath
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.fast_dev_run:
+            return
+        trainer.save_checkpoint(f"{self.dirpath}/last.ckpt")
+
+
 def build_trainer(run: Run | None, trainer_cfg: dict[str, Any], callbacks: list[Callback] | None = None) -> pl.Trainer:
     """A ``pl.Trainer`` with vislab's defaults, overridable by ``trainer_cfg`` keys.
 
@@ -60,6 +73,7 @@ def build_trainer(run: Run | None, trainer_cfg: dict[str, Any], callbacks: list[
             kw["logger"] = CSVLogger(str(run.out), name="logs", version="")
         if kw.get("enable_checkpointing", True) and not kw.get("fast_dev_run"):
             cbs.append(ModelCheckpoint(dirpath=str(run.checkpoints), save_last=True, **ckpt_cfg))
+            cbs.append(SaveLastOnTrainEnd(str(run.checkpoints)))
     else:
         kw.setdefault("logger", False)
         kw.setdefault("enable_checkpointing", False)
