@@ -127,3 +127,16 @@ def test_style_mode_without_prior(tiny_sd_dir, concept, tmp_path, fake_scorer):
     st = loop.run()
     assert st.trained == [1, 2] and st.added[0]["instance_prompt"].endswith(" in sks flat style")
     assert (tmp_path / "al" / "style_add.json").is_file()
+
+
+def test_mid_round_resume_picks_the_matching_last_ckpt(tiny_sd_dir, concept, tmp_path, fake_scorer):
+    import torch
+
+    ckpt = tmp_path / "last.ckpt"
+    loop, _ = make_loop(tmp_path / "al", tiny_sd_dir, concept, scorer_cls=fake_scorer, resume=True)
+    loop.last_ckpt = ckpt
+    assert loop._resume_ckpt(2) is None  # no checkpoint yet
+    torch.save({"gal4p": {"round": 2, "learner": "dreambooth", "tag": "al"}}, ckpt)
+    assert loop._resume_ckpt(2) == str(ckpt) and loop._resume_ckpt(1) is None
+    loop.resume = False
+    assert loop._resume_ckpt(2) is None  # a fresh run never continues an old round
