@@ -119,3 +119,26 @@ def test_spatial_guidance_lowers_layout_loss(tiny_dirs):
     plain = sample(sd, prompt, seed=0, steps=4, cfg_scale=3.0, vis_groups=groups)
     assert plain.updates == 0 and not torch.allclose(plain.image, r.image)
     assert r.attention.shape[0] == 2
+
+
+def test_resume_from_last_ckpt_continues(tiny_dirs, tmp_path):
+    from vislab.lightning import build_trainer
+    from vislab.testing import make_run
+
+    from compinv.pipeline import invert
+
+    run = make_run("compinv", tmp_path / "run", {"trainer": {"enable_progress_bar": False}})
+    sd, ids, anc, concept, cfg = _prep(tiny_dirs, anchor_mode="single", batch_size=2, lr=0.05)
+    invert(sd, ids, anc, _images(), concept, cfg["inversion"], build_trainer(run, {"max_steps": 2, "enable_progress_bar": False}))
+    last = run.checkpoints / "last.ckpt"
+    assert last.is_file()
+    rows_at_2 = sd.text_encoder.get_input_embeddings().weight.detach()[ids].clone()
+    sd2, ids2, anc2, _, _ = _prep(tiny_dirs, anchor_mode="single", batch_size=2, lr=0.05)
+    m = invert(sd2, ids2, anc2, _images(), concept, cfg["inversion"],
+               build_trainer(run, {"max_steps": 4, "enable_progress_bar": False}), ckpt_path=last)
+    assert m.trainer.global_step == 4 and len(m.history) == 2  # continued at step 2, ran 2 more
+    rows = sd2.text_encoder.get_input_embeddings().weight.detach()[ids2]
+    assert not torch.equal(rows, rows_at_2)
+    # the restored rows started from the checkpoint, not from the initializer: distance to it is small
+    init = sd2.text_encoder.get_input_embeddings().weight.detach()[sd2.tokenizer.encode("cat", add_special_tokens=False)[0]]
+    assert (rows - rows_at_2).norm() < (rows - init).norm() + 1e-6
