@@ -28,6 +28,7 @@ def test_fast_dev_run_only_placeholder_rows_move_and_anchor_drops(tiny_dirs):
 
     from compinv.pipeline import invert
 
+    torch.manual_seed(0)
     sd, ids, anc, concept, cfg = _prep(tiny_dirs, anchor_mode="single", num_vectors=2, placeholder_expansion="all",
                                        lr=0.05, batch_size=2)
     w0 = sd.text_encoder.get_input_embeddings().weight.detach().clone()
@@ -35,12 +36,12 @@ def test_fast_dev_run_only_placeholder_rows_move_and_anchor_drops(tiny_dirs):
     invert(sd, ids, anc, _images(), concept, cfg["inversion"], build_trainer(None, {"fast_dev_run": True, "enable_progress_bar": False}))
     w1 = sd.text_encoder.get_input_embeddings().weight.detach()
     changed = (w1 != w0).any(-1).nonzero().view(-1).tolist()
-    assert sorted(changed) == sorted(ids)  # both vectors trained (expansion "all"), nothing else moved
+    assert sorted(changed) == sorted(ids), (changed, ids)  # both vectors trained (expansion "all"), nothing else moved
     assert all(torch.equal(unet0[k], v) for k, v in sd.unet.state_dict().items())
-    # more steps: the anchor term (init "cat", anchor "dog") falls
-    m = invert(sd, ids, anc, _images(), concept, cfg["inversion"], build_trainer(None, {"max_steps": 25, "enable_progress_bar": False}))
+    # more steps with the anchor term alone: it (init "cat", anchor "dog") falls
+    m = invert(sd, ids, anc, _images(), concept, {**cfg["inversion"], "alpha_rec": 0.0, "alpha_anc": 1.0}, build_trainer(None, {"max_steps": 25, "enable_progress_bar": False}))
     a = [h["anchor"] for h in m.history]
-    assert min(a[-5:]) < a[0] and all(torch.isfinite(torch.tensor(a)))
+    assert sum(a[-5:]) / 5 < a[0] and all(torch.isfinite(torch.tensor(a))), a
 
 
 def test_official_expansion_trains_first_vector_only(tiny_dirs):
