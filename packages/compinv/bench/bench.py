@@ -14,7 +14,6 @@ import json
 import time
 
 import torch
-
 from vislab import runtime
 
 
@@ -25,7 +24,6 @@ def build(config: str, dev: torch.device):
     if config == "sd1":
         from diffusers import AutoencoderKL, UNet2DConditionModel
         from transformers import CLIPTextConfig, CLIPTextModel
-
         from vislab.clip import clip_tokenizer
 
         sd.unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768)  # SD 1.x UNet layout (860 M)
@@ -63,7 +61,8 @@ def main() -> None:
         batch = {"pixels": torch.rand(args.batch, 3, s, s, device=dev) * 2 - 1,
                  "prompt": ["a photo of a <c> cat"] * args.batch, "ref": ["a photo of a cat cat"] * args.batch}
         ac = runtime.autocast_dtype(dev)
-        ctx = (lambda: torch.autocast(dev.type, dtype=ac)) if ac is not None else contextlib.nullcontext
+        def ctx(ac=ac):
+            return torch.autocast(dev.type, dtype=ac) if ac is not None else contextlib.nullcontext()
         runtime.reset_peak_memory()
         times = []
         for i in range(args.iters + 1):

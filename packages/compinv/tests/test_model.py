@@ -5,11 +5,9 @@ from __future__ import annotations
 import torch
 
 
-
 def _prep(tiny_dirs, **inv):
-    from vislab.run import load_preset
-
     from compinv.pipeline import prepare_sd
+    from vislab.run import load_preset
 
     cfg = load_preset("compinv")
     cfg["inversion"].update(inv)
@@ -24,9 +22,8 @@ def _images(n=2):
 
 
 def test_fast_dev_run_only_placeholder_rows_move_and_anchor_drops(tiny_dirs):
-    from vislab.lightning import build_trainer
-
     from compinv.pipeline import invert
+    from vislab.lightning import build_trainer
 
     torch.manual_seed(0)
     sd, ids, anc, concept, cfg = _prep(tiny_dirs, anchor_mode="single", num_vectors=2, placeholder_expansion="all",
@@ -45,9 +42,8 @@ def test_fast_dev_run_only_placeholder_rows_move_and_anchor_drops(tiny_dirs):
 
 
 def test_official_expansion_trains_first_vector_only(tiny_dirs):
-    from vislab.lightning import build_trainer
-
     from compinv.pipeline import invert
+    from vislab.lightning import build_trainer
 
     sd, ids, anc, concept, cfg = _prep(tiny_dirs, anchor_mode="multi", num_vectors=3, placeholder_expansion="official",
                                        weight_decay=0.0, lr=0.05, batch_size=2)
@@ -59,9 +55,8 @@ def test_official_expansion_trains_first_vector_only(tiny_dirs):
 
 
 def test_reconstruction_loss_drops_when_overfitting_one_image(tiny_dirs):
-    from vislab.lightning import build_trainer
-
     from compinv.pipeline import invert
+    from vislab.lightning import build_trainer
 
     sd, ids, anc, concept, cfg = _prep(tiny_dirs, anchor_mode="none", num_vectors=1, lr=0.1, batch_size=1, flip_p=0.0)
     img = _images(1)
@@ -86,7 +81,6 @@ def test_reconstruction_loss_drops_when_overfitting_one_image(tiny_dirs):
 
 def test_learned_embeds_round_trip_through_diffusers(tiny_dirs, tmp_path):
     from diffusers import StableDiffusionPipeline
-
     from vislab.diffusion import load_learned_embeds, load_sd, save_learned_embeds
 
     sd, ids, anc, concept, cfg = _prep(tiny_dirs, num_vectors=3)
@@ -105,9 +99,8 @@ def test_learned_embeds_round_trip_through_diffusers(tiny_dirs, tmp_path):
 
 
 def test_spatial_guidance_lowers_layout_loss(tiny_dirs):
-    from vislab.diffusion import load_sd
-
     from compinv.spatial import DEFAULT_LAYOUT, guided_layers, sample, token_positions
+    from vislab.diffusion import load_sd
 
     sd = load_sd(tiny_dirs["sd"]).freeze()
     prompt = "a cat on the left and a red circle on the right"
@@ -123,10 +116,9 @@ def test_spatial_guidance_lowers_layout_loss(tiny_dirs):
 
 
 def test_resume_from_last_ckpt_continues(tiny_dirs, tmp_path):
+    from compinv.pipeline import invert
     from vislab.lightning import build_trainer
     from vislab.testing import make_run
-
-    from compinv.pipeline import invert
 
     run = make_run("compinv", tmp_path / "run", {"trainer": {"enable_progress_bar": False}})
     sd, ids, anc, concept, cfg = _prep(tiny_dirs, anchor_mode="single", batch_size=2, lr=0.05)

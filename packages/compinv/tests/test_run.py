@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from vislab.testing import assert_run_contract, make_run, read_metrics, run_module
 
 
@@ -22,9 +21,8 @@ def test_embedded_default_reduced_budget(small_cfg, tmp_path):
 
 
 def test_generate_command_and_bad_input(tiny_dirs, tmp_path, capsys):
-    from compinv.cli import main
-
     import torch
+    from compinv.cli import main
     from safetensors.torch import save_file
 
     emb = tmp_path / "learned_embeds.safetensors"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from compinv.semantic import anchor_loss, anchor_weights, input_embeddings, multi_anchor_loss, sparsemax
 from compinv.spatial import box_mask, layout_loss, select_heads
 
@@ -82,11 +81,10 @@ def test_layout_loss_by_hand():
 
 
 def test_token_positions_and_layout_parse():
-    from vislab.clip import clip_tokenizer
-    from vislab.errors import VislabError
-
     from compinv.pipeline import parse_layout
     from compinv.spatial import token_positions
+    from vislab.clip import clip_tokenizer
+    from vislab.errors import VislabError
 
     tok = clip_tokenizer(32)
     tok.add_tokens(["<c>"])

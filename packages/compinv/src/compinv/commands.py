@@ -10,7 +10,6 @@ from pathlib import Path
 
 def generate_main(argv: list[str]) -> int:
     import torch
-
     from vislab import runtime
     from vislab.diffusion import load_learned_embeds, load_sd, read_learned_embeds
     from vislab.errors import VislabError

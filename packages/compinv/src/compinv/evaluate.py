@@ -10,7 +10,6 @@ from importlib import resources
 from pathlib import Path
 
 import torch
-
 from vislab.errors import InputError, VislabError
 
 

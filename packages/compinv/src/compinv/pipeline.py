@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from vislab.errors import InputError, VislabError
 
 
@@ -95,8 +94,13 @@ def prepare_sd(sd_dir: Path, concept: dict[str, Any], inv: dict[str, Any], devic
 def invert(sd, placeholder_ids: list[int], anchor_ids: list[int], images: torch.Tensor, concept: dict[str, Any],
            inv: dict[str, Any], trainer, seed: int = 0, ckpt_path=None):
     """Fit :class:`CompositionalTI` on the concept images; returns the module (rows updated in place)."""
-    from compinv.semantic import (CompositionalTI, ConceptDataModule, ConceptImages, placeholder_prompt_text,
-                                  templates)
+    from compinv.semantic import (
+        CompositionalTI,
+        ConceptDataModule,
+        ConceptImages,
+        placeholder_prompt_text,
+        templates,
+    )
 
     n = int(inv["num_vectors"])
     exp = inv["placeholder_expansion"]

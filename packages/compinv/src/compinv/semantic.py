@@ -22,7 +22,6 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
-
 from vislab.errors import VislabError
 
 # 22 object templates of the official textual-inversion script (ImageNet templates)

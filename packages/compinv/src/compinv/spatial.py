@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-
 from vislab.errors import VislabError
 
 DEFAULT_LAYOUT = [[[0.1, 0.2, 0.5, 0.8]], [[0.6, 0.2, 0.95, 0.8]]]
@@ -146,7 +145,7 @@ def sample(sd, prompt: str, *, seed: int = 0, steps: int = 50, cfg_scale: float 
                 store = AttentionStore(keep_grad=True, layers=layers)
                 zg = z.detach().requires_grad_(True)
                 with torch.enable_grad(), capture_cross_attention(sd.unet, store):
-                    sd.unet(sched.scale_model_input(zg, t), t, encoder_hidden_states=cond).sample
+                    sd.unet(sched.scale_model_input(zg, t), t, encoder_hidden_states=cond)
                     maps = [store.maps[n][0] for n in layers if n in store.maps]
                     loss = layout_loss(maps, boxes, token_groups, heads=gs["heads"], scale=float(gs["scale"]))
                     grad = torch.autograd.grad(loss, zg)[0]

@@ -6,14 +6,27 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-
 from vislab import runtime
 from vislab.errors import VislabError
 from vislab.run import Run, track
 
-from compinv.evaluate import composition_prompts, image_alignment, read_objects, strip_identifiers, text_alignment
-from compinv.pipeline import (invert, judge_folder, load_concept_images, load_judge, parse_layout, prepare_sd,
-                              prompt_for_sampling, sd_folder)
+from compinv.evaluate import (
+    composition_prompts,
+    image_alignment,
+    read_objects,
+    strip_identifiers,
+    text_alignment,
+)
+from compinv.pipeline import (
+    invert,
+    judge_folder,
+    load_concept_images,
+    load_judge,
+    parse_layout,
+    prepare_sd,
+    prompt_for_sampling,
+    sd_folder,
+)
 from compinv.spatial import sample, token_positions
 
 
