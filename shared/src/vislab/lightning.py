@@ -39,6 +39,9 @@ class SaveLastOnTrainEnd(Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or trainer.fast_dev_run:
             return
+        saved = [getattr(cb, "_last_global_step_saved", None) for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)]
+        if trainer.global_step in saved:
+            return  # ModelCheckpoint already wrote this step (the usual epoch-end case): keep its last.ckpt
         trainer.save_checkpoint(f"{self.dirpath}/last.ckpt")
 
 
