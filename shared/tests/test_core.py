@@ -190,7 +190,6 @@ def test_choose_member_order(tmp_path, monkeypatch):
 def test_last_checkpoint_is_written_when_max_steps_stops_mid_epoch(fake_package, tmp_path):
     import pytorch_lightning as pl
     from torch.utils.data import DataLoader, TensorDataset
-
     from vislab.run import Run
 
     class Tiny(pl.LightningModule):

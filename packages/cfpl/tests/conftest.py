@@ -28,9 +28,8 @@ def clip():
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """One tiny training run shared by the tests that need a checkpoint."""
-    from vislab.testing import make_run
-
     from cfpl.train import train
+    from vislab.testing import make_run
 
     out = tmp_path_factory.mktemp("cfpl_run")
     run = make_run("cfpl", out, SMALL)

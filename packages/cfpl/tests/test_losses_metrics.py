@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import torch
-
 from cfpl.losses import cls_loss, ptm_loss, total_loss
 from cfpl.metrics import evaluate_scores, hter, video_scores
 

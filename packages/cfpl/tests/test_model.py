@@ -1,9 +1,6 @@
 """Shapes, formulas on fixed inputs and gradient flow of the CFPL components."""
 
-import pytest
 import torch
-HEAD = dict(n_queries=4, qformer_heads=2, pm_reduction=4)
-
 from cfpl.model import (
     CFPL,
     DiversifiedStylePrompt,
@@ -15,6 +12,8 @@ from cfpl.model import (
     style_feature,
     token_stats,
 )
+
+HEAD = dict(n_queries=4, qformer_heads=2, pm_reduction=4)
 
 
 def test_token_stats_by_hand():

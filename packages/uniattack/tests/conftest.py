@@ -25,10 +25,9 @@ def clip():
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
+    from uniattack.train import train
     from vislab.config import dump_yaml
     from vislab.testing import make_run
-
-    from uniattack.train import train
 
     out = tmp_path_factory.mktemp("ua_run")
     run = make_run("uniattack", out, SMALL)

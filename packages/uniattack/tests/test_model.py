@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from uniattack.losses import specific_loss, total_loss, ukm_loss, unified_loss
 from uniattack.metrics import evaluate
 from uniattack.model import TEACHER_TEMPLATES, UniAttack, encode_image_with_prompts, teacher_features

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from vislab.testing import assert_run_contract, run_module
 
 SMALL_ARGS = [

@@ -8,7 +8,6 @@ import io
 from pathlib import Path
 
 import numpy as np
-
 from vislab.errors import InputError, VislabError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -70,7 +69,6 @@ class CascadeDetector:
 
     def __init__(self, xml: str):
         import cv2
-
         from vislab.io import require_file
 
         p = require_file(xml, "cascade XML")
@@ -93,9 +91,9 @@ class CascadeDetector:
 def predict_main(argv: list[str]) -> int:
     args = predict_parser().parse_args(argv)
     import torch
+    from vislab.io import atomic_path, load_image
 
     from cfpl.build import load_checkpoint, to_device
-    from vislab.io import atomic_path, load_image
 
     files = expand_images(args.images)
     box = parse_box(args.box) if args.box else None

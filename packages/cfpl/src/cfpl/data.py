@@ -18,7 +18,6 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
-
 from vislab.errors import VislabError
 
 

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-
 from vislab.errors import ConfigError, InputError
 from vislab.io import IMAGE_SUFFIXES, load_image
 

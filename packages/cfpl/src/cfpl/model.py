@@ -15,7 +15,7 @@ Internal labels: 0 = live, 1 = spoof.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -49,7 +49,7 @@ class CFPLConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> "CFPLConfig":
+    def from_dict(cls, d: dict[str, Any] | None) -> CFPLConfig:
         d = dict(d or {})
         known = {k: d.pop(k) for k in list(d) if k in cls.__dataclass_fields__}
         return cls(**known, extra=d)

@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from vislab.run import Run
 
 
@@ -47,7 +46,8 @@ def _add_threshold(ckpt_path, threshold: float) -> None:
 
 
 def train(run: Run) -> dict[str, Any]:
-    import pytorch_lightning as pl
+
+    from vislab.runtime import is_main_process, setup
 
     from cfpl.baseline import linear_probe
     from cfpl.build import build_model, checkpoint_meta
@@ -56,7 +56,6 @@ def train(run: Run) -> dict[str, Any]:
     from cfpl.metrics import eer_threshold
     from cfpl.module import CFPLModule
     from cfpl.plots import histogram_plot, roc_plot, training_curves
-    from vislab.runtime import is_main_process, setup
 
     cfg = run.config
     setup(int(cfg["seed"]), threads=cfg.get("threads"))

@@ -54,11 +54,11 @@ def parse_box(text: str) -> tuple[int, int, int, int]:
 def predict_main(argv: list[str]) -> int:
     args = predict_parser().parse_args(argv)
     import torch
+    from vislab.io import atomic_path, load_image
+    from vislab.runtime import device
 
     from uniattack.build import load_checkpoint
     from uniattack.data import resize
-    from vislab.io import atomic_path, load_image
-    from vislab.runtime import device
 
     files = expand_images(args.images)
     box = parse_box(args.box) if args.box else None

@@ -17,7 +17,6 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
-
 from vislab.errors import ConfigError, InputError, VislabError
 
 PROTOCOLS = ("p1", "p2.1", "p2.2")

@@ -59,7 +59,7 @@ class UniAttackConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> "UniAttackConfig":
+    def from_dict(cls, d: dict[str, Any] | None) -> UniAttackConfig:
         d = dict(d or {})
         known = {k: d.pop(k) for k in list(d) if k in cls.__dataclass_fields__}
         if "specific_classes" in known:

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from vislab.run import Run
 
 
@@ -51,10 +50,11 @@ def assess(model, dev_ds, test_ds) -> tuple[dict, dict]:
 
 def fit_protocol(run: Run, cfg: dict, protocol: str, max_epochs: int, tag: str, resume: bool) -> dict:
     """Build, assess (before), train and assess (after) one protocol; returns metrics and scores."""
+    from vislab.runtime import is_main_process
+
     from uniattack.build import build_model, checkpoint_meta
     from uniattack.data import Faces, UniAttackDataModule, build_protocol
     from uniattack.module import UniAttackModule
-    from vislab.runtime import is_main_process
 
     splits = build_protocol(cfg["data"], protocol, seed=int(cfg["seed"]))
     model = build_model(cfg)
@@ -93,8 +93,9 @@ def _brief(r: dict) -> dict:
 
 
 def train(run: Run) -> dict[str, Any]:
-    from uniattack.plots import confusion_plot, histogram_plot, roc_plot, training_curves
     from vislab.runtime import setup
+
+    from uniattack.plots import confusion_plot, histogram_plot, roc_plot, training_curves
 
     cfg = run.config
     setup(int(cfg["seed"]), threads=cfg.get("threads"))
