@@ -39,8 +39,11 @@ def build(config: str, dev: torch.device):
         from transformers import CLIPTextModel
 
         model = CLIPModel(cfg)
-        te = CLIPTextModel(cfg.text_config)
-        te.text_model.load_state_dict(model.text_model.state_dict())
+        if isinstance(model.text_model, CLIPTextModel):  # transformers >= 5
+            te = model.text_model
+        else:
+            te = CLIPTextModel(cfg.text_config)
+            te.text_model.load_state_dict(model.text_model.state_dict())
         sd.text_encoder = te
         sd.tokenizer = clip_tokenizer(77)
         clip = ClipEncoder(model, "hf")
