@@ -5,12 +5,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-from pathlib import Path
-
-import numpy as np
-from vislab.errors import InputError, VislabError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def predict_parser() -> argparse.ArgumentParser:
@@ -31,101 +25,20 @@ def predict_parser() -> argparse.ArgumentParser:
     return p
 
 
-def expand_images(items: list[str]) -> list[Path]:
-    files: list[Path] = []
-    for it in items:
-        p = Path(it).expanduser()
-        if p.is_dir():
-            from vislab.io import list_images
-
-            files.extend(list_images(p))
-        elif p.exists():
-            files.append(p)
-        else:
-            raise InputError(p, "image not found")
-    return files
-
-
-def parse_box(text: str) -> tuple[int, int, int, int]:
-    try:
-        x0, y0, x1, y1 = (int(round(float(v))) for v in text.split(","))
-    except ValueError:
-        raise VislabError(f"--box must be x0,y0,x1,y1, got {text!r}") from None
-    if x1 <= x0 or y1 <= y0:
-        raise VislabError(f"--box {text!r} is empty (x1 <= x0 or y1 <= y0)")
-    return x0, y0, x1, y1
-
-
-def crop(img: np.ndarray, box: tuple[int, int, int, int], path: Path) -> np.ndarray:
-    h, w = img.shape[:2]
-    x0, y0, x1, y1 = max(0, box[0]), max(0, box[1]), min(w, box[2]), min(h, box[3])
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        raise InputError(path, f"face box {box} lies outside the {w}x{h} image")
-    return img[y0:y1, x0:x1]
-
-
-class CascadeDetector:
-    """Largest face from an OpenCV Haar cascade (a local XML file), box enlarged by 20 %."""
-
-    def __init__(self, xml: str):
-        import cv2
-        from vislab.io import require_file
-
-        p = require_file(xml, "cascade XML")
-        self.det = cv2.CascadeClassifier(str(p))
-        if self.det.empty():
-            raise InputError(p, "not an OpenCV cascade classifier XML")
-
-    def __call__(self, img: np.ndarray) -> tuple[int, int, int, int] | None:
-        import cv2
-
-        gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-        faces = self.det.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=4)
-        if len(faces) == 0:
-            return None
-        x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
-        m = 0.2
-        return int(x - m * w), int(y - m * h), int(x + (1 + m) * w), int(y + (1 + m) * h)
-
-
 def predict_main(argv: list[str]) -> int:
     args = predict_parser().parse_args(argv)
     import torch
-    from vislab.io import atomic_path, load_image
+    from vislab.faces.inputs import load_faces
+    from vislab.io import atomic_path
 
     from cfpl.build import load_checkpoint, to_device
 
-    files = expand_images(args.images)
-    box = parse_box(args.box) if args.box else None
-    det = CascadeDetector(args.cascade) if args.cascade else None
+    # read every image first: a corrupt file fails before anything is written
+    files, crops, notes = load_faces(args.images, args.box, args.detect, args.cascade)
     model, meta = load_checkpoint(args.checkpoint, clip_path=args.clip)
     threshold = args.threshold if args.threshold is not None else float(meta.get("threshold", 0.5))
     size = int(model.clip.image_size)
     dev = to_device(model)
-    # read every image first: a corrupt file fails before anything is written
-    crops, notes = [], []
-    for f in files:
-        img = load_image(f)
-        note = ""
-        if box is not None:
-            img = crop(img, box, f)
-            note = "box"
-        elif args.detect:
-            from vislab.faces.readers import crop_box, detect_face
-
-            b = detect_face(img)
-            if b is None:
-                note = "no face detected: whole image"
-            else:
-                img, note = crop_box(img, b, 0.2), "detected"
-        elif det is not None:
-            b = det(img)
-            if b is None:
-                note = "no face detected: whole image"
-            else:
-                img, note = crop(img, b, f), "cascade"
-        crops.append(torch.from_numpy(img).permute(2, 0, 1).float() / 255.0)
-        notes.append(note)
     from cfpl.data import resize
 
     scores: list[float] = []

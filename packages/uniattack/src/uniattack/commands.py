@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-from pathlib import Path
-
-from vislab.errors import InputError, VislabError
 
 FAMILIES = ("live", "physical", "adversarial", "digital")
 
@@ -26,63 +23,24 @@ def predict_parser() -> argparse.ArgumentParser:
     return p
 
 
-def expand_images(items: list[str]) -> list[Path]:
-    from vislab.io import list_images
-
-    files: list[Path] = []
-    for it in items:
-        p = Path(it).expanduser()
-        if p.is_dir():
-            files.extend(list_images(p))
-        elif p.exists():
-            files.append(p)
-        else:
-            raise InputError(p, "image not found")
-    return files
-
-
-def parse_box(text: str) -> tuple[int, int, int, int]:
-    try:
-        x0, y0, x1, y1 = (int(round(float(v))) for v in text.split(","))
-    except ValueError:
-        raise VislabError(f"--box must be x0,y0,x1,y1, got {text!r}") from None
-    if x1 <= x0 or y1 <= y0:
-        raise VislabError(f"--box {text!r} is empty")
-    return x0, y0, x1, y1
-
-
 def predict_main(argv: list[str]) -> int:
     args = predict_parser().parse_args(argv)
     import torch
-    from vislab.io import atomic_path, load_image
+    from vislab.faces.inputs import load_faces
+    from vislab.io import atomic_path
     from vislab.runtime import device
 
     from uniattack.build import load_checkpoint
     from uniattack.data import resize
 
-    files = expand_images(args.images)
-    box = parse_box(args.box) if args.box else None
+    # decode everything first: a bad file fails before anything is written
+    files, crops, _ = load_faces(args.images, args.box, args.detect)
     model, meta = load_checkpoint(args.checkpoint, clip_path=args.clip)
     thr = args.threshold if args.threshold is not None else float(meta.get("threshold", 0.5))
     dev = device()
     model.to(dev)
     size = int(model.clip.image_size)
-    imgs = []
-    for f in files:  # decode everything first: a bad file fails before anything is written
-        img = load_image(f)
-        if box is not None:
-            h, w = img.shape[:2]
-            x0, y0, x1, y1 = max(0, box[0]), max(0, box[1]), min(w, box[2]), min(h, box[3])
-            if x1 - x0 < 2 or y1 - y0 < 2:
-                raise InputError(f, f"face box {box} lies outside the {w}x{h} image")
-            img = img[y0:y1, x0:x1]
-        elif args.detect:
-            from vislab.faces.readers import crop_box, detect_face
-
-            b = detect_face(img)
-            if b is not None:
-                img = crop_box(img, b, 0.2)
-        imgs.append(resize(torch.from_numpy(img).permute(2, 0, 1).float() / 255.0, size))
+    imgs = [resize(c, size) for c in crops]
     rows = []
     with torch.no_grad():
         for i in range(0, len(imgs), args.batch_size):
