@@ -1,5 +1,6 @@
 """Stable Diffusion for vislab: load components from a local diffusers folder or build a tiny random
-set, textual-inversion token handling, and cross-attention capture through attention processors.
+set, textual-inversion token handling, cross-attention capture through attention processors, and
+personalisation learners (DreamBooth, textual inversion, LoRA) as LightningModules.
 
 Names are imported lazily (diffusers is slow to import).
 """
@@ -25,6 +26,14 @@ _WHERE = {
     "StoreCrossAttnProcessor": "attention",
     "capture_cross_attention": "attention",
     "cross_attention_layers": "attention",
+    "PersonalizationLearner": "learners",
+    "DreamBoothLearner": "learners",
+    "TextualInversionLearner": "learners",
+    "LoRALearner": "learners",
+    "LEARNERS": "learners",
+    "load_personalized": "learners",
+    "dreambooth_loss": "learners",
+    "weighted_mse": "learners",
 }
 
 __all__ = sorted(_WHERE)
