@@ -17,7 +17,13 @@ def _generate(argv: list[str]) -> int:
     return generate_main(argv)
 
 
+def _regularize(argv: list[str]) -> int:
+    from compinv.commands import regularize_main
+
+    return regularize_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the embedded default (no arguments), a real inversion run, or ``compinv generate``."""
-    return method_main("compinv", _train, argv, commands={"generate": _generate},
+    """Run the embedded default (no arguments), a real inversion run, ``compinv generate`` or ``compinv regularize``."""
+    return method_main("compinv", _train, argv, commands={"generate": _generate, "regularize": _regularize},
                        description="Compositional inversion for Stable Diffusion (semantic + spatial inversion).")

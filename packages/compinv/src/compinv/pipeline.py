@@ -143,3 +143,23 @@ def parse_layout(spec: Any) -> list[list[list[float]]]:
             if len(b) != 4 or not (0 <= b[0] < b[2] <= 1 and 0 <= b[1] < b[3] <= 1):
                 raise VislabError(f"bad box {b}: need 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
     return groups
+
+
+@torch.no_grad()
+def fixed_denoising_loss(sd, prompts: list[str], images: torch.Tensor, draws: int = 8, seed: int = 0) -> float:
+    """Mean eps-MSE of the UNet on ``images`` (in [0, 1]) with ``prompts`` (one per image), over ``draws`` fixed
+    (noise, timestep) pairs per image: the same numbers before and after training, so the values compare."""
+    g = torch.Generator().manual_seed(seed)
+    sched = sd.noise_scheduler()
+    n_t = sched.config.num_train_timesteps
+    lat = sd.encode_images((images * 2 - 1).to(sd.device))  # posterior mode: deterministic
+    total = 0.0
+    cond = sd.encode_prompt(list(prompts))
+    for _ in range(draws):
+        noise = torch.randn(lat.shape, generator=g).to(lat)
+        t = torch.randint(0, n_t, (lat.shape[0],), generator=g).to(lat.device)
+        noisy = sched.add_noise(lat, noise, t)
+        pred = sd.unet(noisy, t, encoder_hidden_states=cond).sample
+        target = sched.get_velocity(lat, noise, t) if sched.config.prediction_type == "v_prediction" else noise
+        total += float(((pred.float() - target.float()) ** 2).mean())
+    return total / draws
