@@ -163,3 +163,18 @@ def fixed_denoising_loss(sd, prompts: list[str], images: torch.Tensor, draws: in
         target = sched.get_velocity(lat, noise, t) if sched.config.prediction_type == "v_prediction" else noise
         total += float(((pred.float() - target.float()) ** 2).mean())
     return total / draws
+
+
+def prepare_dreambooth(sd_dir: Path, concept: dict[str, Any], db: dict[str, Any], device=None):
+    """Load SD for DreamBooth: one identifier (modifier) token initialised from ``db['initializer']``'s first
+    BPE token; returns (sd, [identifier id], anchor ids)."""
+    from vislab.diffusion import load_sd
+
+    from compinv.dreambooth import prepare_modifier
+    from compinv.semantic import single_token_id
+
+    sd = load_sd(sd_dir, device=device).freeze()
+    anchors = [single_token_id(sd.tokenizer, a, "anchor word") for a in concept["anchors"]]
+    if not anchors:
+        raise VislabError("concept.anchors needs at least one anchor word")
+    return sd, prepare_modifier(sd, concept["placeholder"], db["initializer"]), anchors

@@ -23,6 +23,7 @@ from compinv.pipeline import (
     load_concept_images,
     load_judge,
     parse_layout,
+    prepare_dreambooth,
     prepare_sd,
     prompt_for_sampling,
     sd_folder,
@@ -84,27 +85,50 @@ def train(run: Run) -> dict[str, Any]:
     seeds = [int(x) for x in cfg["eval"]["seeds"]]
     judge = load_judge(jdir, dev)
 
-    # 1. plain textual inversion (the baseline) -------------------------------------------------
-    sd0, ids0, anc0 = prepare_sd(sd_dir, concept, inv, dev)
-    images = load_concept_images(concept, sd0.image_size)
-    run.log(f"concept: {len(images)} images of {concept['images'] if concept['images'] != 'toy' else concept['toy_concept']}")
+    method = inv.get("method", "ti")
+    if method not in ("ti", "dreambooth"):
+        raise VislabError(f"inversion.method must be ti or dreambooth, got {method!r}")
     from vislab.diffusion import placeholder_names, save_learned_embeds
     from vislab.lightning import build_trainer
 
-    names = placeholder_names(concept["placeholder"], int(inv["num_vectors"]))
     trainer_cfg = dict(cfg.get("trainer") or {})
     base_cfg = {k: v for k, v in trainer_cfg.items() if k not in ("checkpoint",)}
-    plain = invert(sd0, ids0, anc0, images, concept, {**inv, "anchor_mode": "none"}, build_trainer(None, base_cfg), seed)
-    # 2. compositional (semantic) inversion -------------------------------------------------------
-    sd1, ids1, anc1 = prepare_sd(sd_dir, concept, inv, dev)
-    comp = invert(sd1, ids1, anc1, images, concept, inv, run.trainer(), seed, ckpt_path=run.resume_checkpoint())
+    if method == "ti":
+        # 1. plain textual inversion (the baseline) ---------------------------------------------
+        sd0, ids0, anc0 = prepare_sd(sd_dir, concept, inv, dev)
+        images = load_concept_images(concept, sd0.image_size)
+        run.log(f"concept: {len(images)} images of {concept['images'] if concept['images'] != 'toy' else concept['toy_concept']}")
+        plain = invert(sd0, ids0, anc0, images, concept, {**inv, "anchor_mode": "none"}, build_trainer(None, base_cfg), seed)
+        # 2. compositional (semantic) inversion ---------------------------------------------------
+        sd1, ids1, anc1 = prepare_sd(sd_dir, concept, inv, dev)
+        comp = invert(sd1, ids1, anc1, images, concept, inv, run.trainer(), seed, ckpt_path=run.resume_checkpoint())
+        names = placeholder_names(concept["placeholder"], int(inv["num_vectors"]))
+        labels = ("plain textual inversion", "compositional inversion (semantic + spatial)", "plain TI")
+    else:
+        # DreamBooth (UNet + identifier row, prior preservation) without / with the anchor regulariser
+        from compinv.dreambooth import class_images_for, finetune
+
+        db = cfg["dreambooth"]
+        sd0, ids0, anc0 = prepare_dreambooth(sd_dir, concept, db, dev)
+        images = load_concept_images(concept, sd0.image_size)
+        cls = class_images_for(db, concept, sd0.image_size)
+        run.log(f"concept: {len(images)} images; prior preservation: {0 if cls is None else len(cls)} class images")
+        plain = finetune(sd0, ids0, anc0, images, cls, concept, inv, db, build_trainer(None, base_cfg), seed, anchor_mode="none")
+        sd1, ids1, anc1 = prepare_dreambooth(sd_dir, concept, db, dev)
+        comp = finetune(sd1, ids1, anc1, images, cls, concept, inv, db, run.trainer(), seed, ckpt_path=run.resume_checkpoint())
+        names = [concept["placeholder"]]
+        cfg = {**cfg, "inversion": {**inv, "num_vectors": 1}}
+        labels = ("plain DreamBooth", "compositional DreamBooth (semantic + spatial)", "plain DreamBooth")
+    pkey = "plain_ti" if method == "ti" else "plain_dreambooth"
     if not runtime.is_main_process():
         return {}
-    save_learned_embeds(run.path("plain_ti", "learned_embeds.safetensors"), sd0.tokenizer, sd0.text_encoder, ids0, concept["placeholder"])
+    save_learned_embeds(run.path(pkey, "learned_embeds.safetensors"), sd0.tokenizer, sd0.text_encoder, ids0, concept["placeholder"])
     save_learned_embeds(run.path("learned_embeds.safetensors"), sd1.tokenizer, sd1.text_encoder, ids1, concept["placeholder"])
+    if method == "dreambooth":
+        comp.save_model(run.path("dreambooth_model"), str(sd_dir), {"placeholder": concept["placeholder"], "anchors": concept["anchors"]})
 
     # 3. compositions -------------------------------------------------------------------------------
-    rows_plain = generate_compositions(sd0, cfg, objects, names, False, seeds, "plain TI compositions")
+    rows_plain = generate_compositions(sd0, cfg, objects, names, False, seeds, f"{labels[2]} compositions")
     rows_sem = generate_compositions(sd1, cfg, objects, names, False, seeds, "semantic inversion compositions")
     rows_full = generate_compositions(sd1, cfg, objects, names, bool(cfg["spatial"]["enabled"]), seeds,
                                       "semantic + spatial compositions")
@@ -117,18 +141,18 @@ def train(run: Run) -> dict[str, Any]:
     from compinv.plots import save_attention, save_compositions, save_concept, save_losses
 
     save_concept(run.path("concept_images.png"), images)
-    save_compositions(run.path("compositions.png"), [("plain TI", rows_plain), ("semantic", rows_sem), ("semantic + spatial", rows_full)])
-    save_attention(run.path("attention_maps.png"), [("plain TI", rows_plain), ("semantic + spatial", rows_full)])
-    save_losses(run.path("training_losses.png"), {"plain TI": plain.history, "compositional": comp.history})
+    save_compositions(run.path("compositions.png"), [(labels[2], rows_plain), ("semantic", rows_sem), ("semantic + spatial", rows_full)])
+    save_attention(run.path("attention_maps.png"), [(labels[2], rows_plain), ("semantic + spatial", rows_full)])
+    save_losses(run.path("training_losses.png"), {labels[2]: plain.history, "compositional": comp.history})
     per = [{k: v for k, v in r.items() if k not in ("image", "attention")} | {"method": m}
-           for m, rows in (("plain_ti", rows_plain), ("semantic", rows_sem), ("semantic_spatial", rows_full)) for r in rows]
+           for m, rows in ((pkey, rows_plain), ("semantic", rows_sem), ("semantic_spatial", rows_full)) for r in rows]
     return run.finish(
         metric="text_alignment", higher_is_better=True, before=s_plain["text_alignment"], after=s_full["text_alignment"],
-        before_method="plain textual inversion", after_method="compositional inversion (semantic + spatial)",
+        method=method, before_method=labels[0], after_method=labels[1],
         image_alignment={"before": s_plain["image_alignment"], "after": s_full["image_alignment"]},
         semantic_only=s_sem, judge_clip=str(jdir), sd=str(sd_dir),
-        anchor_distance={"plain_ti": dist(sd0, ids0), "compositional": dist(sd1, ids1)},
-        train_loss={"plain_ti": {"first": plain.history[0]["loss"], "last": plain.history[-1]["loss"]} if plain.history else None,
+        anchor_distance={pkey: dist(sd0, ids0), "compositional": dist(sd1, ids1)},
+        train_loss={pkey: {"first": plain.history[0]["loss"], "last": plain.history[-1]["loss"]} if plain.history else None,
                     "compositional": {"first": comp.history[0]["loss"], "last": comp.history[-1]["loss"]} if comp.history else None},
         prompts=len(objects), seeds=seeds, per_image=per,
     )
