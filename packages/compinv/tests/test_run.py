@@ -6,17 +6,19 @@ import pytest
 from vislab.testing import assert_run_contract, make_run, read_metrics, run_module
 
 
-def test_embedded_default_reduced_budget(small_cfg, tmp_path):
+def test_embedded_default_reduced_budget(small_cfg, tiny_detr, tmp_path):
     from compinv.train import train
 
     out = tmp_path / "run"
-    m = train(make_run("compinv", out, small_cfg()))
+    m = train(make_run("compinv", out, small_cfg(eval={"detector": str(tiny_detr)})))
     assert_run_contract(out)
     assert m["metric"] == "text_alignment" and m["prompts"] == 2
     for f in ("learned_embeds.safetensors", "plain_ti/learned_embeds.safetensors", "compositions.png", "attention_maps.png",
               "checkpoints/last.ckpt"):
         assert (out / f).is_file(), f
     assert {"before", "after"} <= set(m["image_alignment"])
+    assert all(0.0 <= m["coi"][k] <= 1.0 for k in ("before", "after", "semantic_only"))  # CoI with the (tiny) DETR
+    assert all(isinstance(r["coi_hit"], bool) for r in m["per_image"])
     assert any(r["updates"] > 0 for r in m["per_image"] if r["method"] == "semantic_spatial")
 
 
@@ -55,6 +57,8 @@ def test_generate_command_and_bad_input(tiny_dirs, tmp_path, capsys):
         (base + ["--concept.images", str(broken)], "a.png"),
         (base + ["--eval.objects", str(objs)], "objs.txt"),
         (base + ["--model.judge_clip", str(tmp_path / "nojudge")], "nojudge"),
+        (base + ["--eval.detector", str(tmp_path / "nodetr")], "nodetr"),
+        (base + ["--inversion.method", "custom"], "inversion.method"),
     ]
     r = run_module("compinv", bad[1][0], timeout=600)  # one as a real process: exit 2, one line, no traceback
     assert r.returncode == 2 and "bad.safetensors" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
@@ -68,9 +72,11 @@ def test_generate_command_and_bad_input(tiny_dirs, tmp_path, capsys):
 
 def test_help():
     r = run_module("compinv", ["--help"])
-    assert r.returncode == 0 and "compinv generate" in r.stdout
+    assert r.returncode == 0 and "compinv generate" in r.stdout and "compinv regularize" in r.stdout
     r = run_module("compinv", ["generate", "--help"])
     assert r.returncode == 0 and "--layout" in r.stdout
+    r = run_module("compinv", ["regularize", "--help"])
+    assert r.returncode == 0 and "--class-word" in r.stdout
 
 
 @pytest.mark.slow

@@ -59,13 +59,22 @@ def generate_compositions(sd, cfg: dict[str, Any], objects: list[str], placehold
     return rows
 
 
-def score(judge, rows: list[dict[str, Any]], refs: torch.Tensor) -> dict[str, float]:
+def score(judge, rows: list[dict[str, Any]], refs: torch.Tensor, detector=None, coi_threshold: float = 0.8) -> dict[str, float]:
+    """Judge-CLIP text and image alignment; CoI too when a detector is given."""
     imgs = torch.cat([r["image"] for r in rows])
     ta = text_alignment(judge, imgs, [r["text"] for r in rows])
     ia = image_alignment(judge, imgs, refs)
     for r, t, i in zip(rows, ta, ia):
         r["text_alignment"], r["image_alignment"] = float(t), float(i)
-    return {"text_alignment": float(ta.mean()), "image_alignment": float(ia.mean())}
+    out = {"text_alignment": float(ta.mean()), "image_alignment": float(ia.mean())}
+    if detector is not None:
+        from compinv.coi import coi_score, composed_object
+
+        objs = [composed_object(r["text"]) if "{concept}" in r["object"] else r["object"] for r in rows]
+        out["coi"], hits = coi_score(detector, imgs, objs, coi_threshold)
+        for r, h in zip(rows, hits):
+            r["coi_hit"] = bool(h)
+    return out
 
 
 def train(run: Run) -> dict[str, Any]:
@@ -84,6 +93,12 @@ def train(run: Run) -> dict[str, Any]:
     inv = cfg["inversion"]
     seeds = [int(x) for x in cfg["eval"]["seeds"]]
     judge = load_judge(jdir, dev)
+    detector = None
+    if cfg["eval"].get("detector"):
+        from compinv.coi import load_detector
+
+        detector = load_detector(cfg["eval"]["detector"], dev)
+    thr = float(cfg["eval"].get("coi_threshold", 0.8))
 
     method = inv.get("method", "ti")
     if method not in ("ti", "dreambooth"):
@@ -132,7 +147,7 @@ def train(run: Run) -> dict[str, Any]:
     rows_sem = generate_compositions(sd1, cfg, objects, names, False, seeds, "semantic inversion compositions")
     rows_full = generate_compositions(sd1, cfg, objects, names, bool(cfg["spatial"]["enabled"]), seeds,
                                       "semantic + spatial compositions")
-    s_plain, s_sem, s_full = score(judge, rows_plain, images), score(judge, rows_sem, images), score(judge, rows_full, images)
+    s_plain, s_sem, s_full = (score(judge, rows, images, detector, thr) for rows in (rows_plain, rows_sem, rows_full))
     # anchor distance: how far the learned vector sits from the anchor word (core distribution)
     def dist(sd, ids):
         w = sd.text_encoder.get_input_embeddings().weight.detach()
@@ -151,6 +166,8 @@ def train(run: Run) -> dict[str, Any]:
         method=method, before_method=labels[0], after_method=labels[1],
         image_alignment={"before": s_plain["image_alignment"], "after": s_full["image_alignment"]},
         semantic_only=s_sem, judge_clip=str(jdir), sd=str(sd_dir),
+        **({"coi": {"before": s_plain["coi"], "after": s_full["coi"], "semantic_only": s_sem["coi"], "threshold": thr,
+                    "detector": str(cfg["eval"]["detector"])}} if detector is not None else {}),
         anchor_distance={pkey: dist(sd0, ids0), "compositional": dist(sd1, ids1)},
         train_loss={pkey: {"first": plain.history[0]["loss"], "last": plain.history[-1]["loss"]} if plain.history else None,
                     "compositional": {"first": comp.history[0]["loss"], "last": comp.history[-1]["loss"]} if comp.history else None},
