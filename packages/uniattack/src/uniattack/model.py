@@ -56,6 +56,9 @@ class UniAttackConfig:
     ukm_form: str = "cosine"  # cosine | contrastive [R]
     ukm_temperature: float = 0.07
     logit_scale: float | None = None  # None: CLIP's own exp(logit_scale) (~100 for OpenAI CLIP) [P]; a number overrides it
+    input_norm: str = "clip"  # clip: CLIP mean/std [P]; image: per-image, per-channel standardisation (toy default [D])
+    unified_head: str = "student"  # student: z_u from the mapped student prompts U^ [P]; teacher: z_u from the mean
+    #                                fixed teacher prompts only (the plain-CLIP baseline, no TSP/UKM/SLPI in the decision)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -194,6 +197,10 @@ class UniAttack(nn.Module):
         cfg = config if isinstance(config, UniAttackConfig) else UniAttackConfig.from_dict(config)
         if cfg.ukm_form not in ("cosine", "contrastive"):
             raise ValueError(f"ukm_form must be cosine or contrastive, not {cfg.ukm_form!r}")
+        if cfg.input_norm not in ("clip", "image"):
+            raise ValueError(f"input_norm must be clip or image, not {cfg.input_norm!r}")
+        if cfg.unified_head not in ("student", "teacher"):
+            raise ValueError(f"unified_head must be student or teacher, not {cfg.unified_head!r}")
         self.cfg = cfg
         self.clip = clip
         self.finetune_image_encoder = finetune_image_encoder
@@ -231,20 +238,34 @@ class UniAttack(nn.Module):
             return torch.tensor(float(self.cfg.logit_scale))
         return self.clip.logit_scale.detach().float()
 
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] -> encoder input: CLIP mean/std, or per-image per-channel standardisation
+        (``input_norm: image``; removes a global colour cast / exposure, keeps the fine texture cues)."""
+        if self.cfg.input_norm == "image":
+            m = pixels.mean((-2, -1), keepdim=True)
+            return (pixels - m) / (pixels.std((-2, -1), keepdim=True) + 1e-3)
+        return self.clip.normalize(pixels)
+
     def forward(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = self.clip.normalize(pixels)
+        x = self.normalize(pixels)
         ctx = self.student.ctx
         vprompts = self.projector(ctx) if self.projector is not None else None
         f_v = encode_image_with_prompts(self.clip, x, vprompts).float()  # (B, d_e)
-        shift = self.meta(f_v) if self.meta is not None else torch.zeros(f_v.shape[0], ctx.shape[-1], device=f_v.device)
-        f_s = self.student(shift)  # (B, C_s, d_e), normalised
+        if self.meta is not None:
+            f_s = self.student(self.meta(f_v))  # (B, C_s, d_e), normalised; B x C_s prompts through the text tower
+        else:  # no sample-level shift: the same C_s prompts for every image, encoded once
+            f_s = self.student(None).unsqueeze(0).expand(f_v.shape[0], -1, -1)
         if self.cfg.mapping:
             u_hat = self.mapping(f_s)  # (B, C_u, d_e), normalised
         else:
             u_hat = torch.stack([f_s[:, 0], F.normalize(f_s[:, 1:].mean(1), dim=-1)], dim=1)
         img = F.normalize(f_v, dim=-1)
         s = self.logit_scale
-        z_u = s * torch.einsum("bd,bcd->bc", img, u_hat)
+        if self.cfg.unified_head == "teacher":  # baseline: CLIP zero-shot head from the fixed teacher prompts
+            t = F.normalize(self.teacher.mean(0), dim=-1)  # (C_u, d_e)
+            z_u = s * img @ t.t()
+        else:
+            z_u = s * torch.einsum("bd,bcd->bc", img, u_hat)
         z_s = s * torch.einsum("bd,bcd->bc", img, f_s)
         return {"z_u": z_u, "z_s": z_s, "u_hat": u_hat, "f_s": f_s, "f_v": f_v}
 

@@ -48,6 +48,15 @@ def assess(model, dev_ds, test_ds) -> tuple[dict, dict]:
     return r, test
 
 
+def baseline_config(cfg: dict) -> dict:
+    """The config of the plain-CLIP baseline run: same data, initialisation, steps and optimiser, with the
+    ``baseline.model`` switches (default: unified logits from the fixed teacher prompts, no SLPI) and
+    ``baseline.lambda_s`` / ``baseline.lambda_ukm`` (default 0: only the live/attack CE)."""
+    b = cfg.get("baseline") or {}
+    return {**cfg, "model": {**(cfg.get("model") or {}), **dict(b.get("model") or {})},
+            "lambda_s": float(b.get("lambda_s", 0.0)), "lambda_ukm": float(b.get("lambda_ukm", 0.0))}
+
+
 def fit_protocol(run: Run, cfg: dict, protocol: str, max_epochs: int, tag: str, resume: bool) -> dict:
     """Build, assess (before), train and assess (after) one protocol; returns metrics and scores."""
     from vislab.runtime import is_main_process
@@ -56,6 +65,10 @@ def fit_protocol(run: Run, cfg: dict, protocol: str, max_epochs: int, tag: str, 
     from uniattack.data import Faces, UniAttackDataModule, build_protocol
     from uniattack.module import UniAttackModule
 
+    if tag != "main":  # every side run starts from the same seed as the main run (same init and batches where shared)
+        import pytorch_lightning as pl
+
+        pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
     splits = build_protocol(cfg["data"], protocol, seed=int(cfg["seed"]))
     model = build_model(cfg)
     size = int(model.clip.image_size)
@@ -115,6 +128,15 @@ def train(run: Run) -> dict[str, Any]:
                              "auc_before": b["auc"], "auc_after": a["auc"], "acc_after": a["acc"], "eer_after": a["eer"],
                              "steps": main["steps"], "trainable_parameters": sum(p.numel() for p in main["model"].head_parameters())}
     curves = {f"{cfg['data']['protocol']} after": (main["test"]["p_live"], (main["test"]["label"] == 0).astype(int))}
+    bl = cfg.get("baseline") or {}
+    if bl.get("enabled"):  # plain CLIP on the same initialisation, data and steps: what TSP/UKM/SLPI add
+        base = fit_protocol(run, baseline_config(cfg), str(cfg["data"]["protocol"]), int(cfg["trainer"].get("max_epochs", 1)), "baseline", False)
+        bb, ba = base["before"], base["after"]
+        run.log(f"[baseline] ACER {bb['acer']:.4f} -> {ba['acer']:.4f}, AUC {bb['auc']:.4f} -> {ba['auc']:.4f}")
+        extra["baseline_run"] = {"protocol": cfg["data"]["protocol"], "model": dict(bl.get("model") or {}),
+                                 "lambda_s": float(bl.get("lambda_s", 0.0)), "lambda_ukm": float(bl.get("lambda_ukm", 0.0)),
+                                 "before": _brief(bb), "after": _brief(ba), "steps": base["steps"]}
+        curves[f"{cfg['data']['protocol']} plain-CLIP baseline after"] = (base["test"]["p_live"], (base["test"]["label"] == 0).astype(int))
     u = cfg.get("unseen") or {}
     if u.get("enabled"):
         side = fit_protocol(run, cfg, str(u["protocol"]), int(u["max_epochs"]), "unseen", False)
