@@ -13,7 +13,7 @@ import time
 import torch
 
 SIZES = {
-    "tiny": dict(clip=dict(image_size=64, patch_size=8, embed_dim=32, text_width=64, vision_width=64, text_layers=2,
+    "tiny": dict(clip=dict(image_size=64, patch_size=4, embed_dim=32, text_width=64, vision_width=64, text_layers=2,
                            vision_layers=2, heads=2, context_length=24),
                  head=dict(n_queries=4, qformer_heads=2, pm_reduction=4), batch=16),
     "paper": dict(clip=dict(image_size=224, patch_size=16, embed_dim=512, text_width=512, vision_width=768, text_layers=12,
