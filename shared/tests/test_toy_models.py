@@ -189,3 +189,29 @@ def test_cli_pretrain_clip_and_sd_to_a_folder(tmp_path, toy_clip_fast, capsys):
     assert main(["toy", "pretrain", "clip", "--vae-steps", "3"]) == 2
     with pytest.raises(SystemExit):
         main(["toy", "pretrain", "vae"])
+
+
+def test_min_snr_weights_clip_only_high_snr_timesteps():
+    from vislab.toy.sd_model import build_scheduler, min_snr_weights
+
+    sched = build_scheduler()
+    t = torch.tensor([0, 50, 500, 999])
+    w = min_snr_weights(sched, t, gamma=5.0)
+    a = sched.alphas_cumprod[t]
+    snr = a / (1 - a)
+    expected = torch.where(snr > 5.0, 5.0 / snr, torch.ones_like(snr))
+    assert torch.allclose(w, expected.float())
+    assert w[0] < 0.01 and w[-1] == 1.0  # the nearly clean step is down-weighted, the noisiest kept
+
+
+def test_perceptual_loss_is_zero_for_equal_images_and_grows_with_blur(toy_clip_fast):
+    from transformers import CLIPVisionModel
+    from vislab.toy.sd_model import PerceptualLoss
+
+    loss = PerceptualLoss(CLIPVisionModel.from_pretrained(toy_clip_fast))
+    x = world.ToyDataset(8, resolution=32, seed=3).tensors()[0] * 2 - 1
+    blur1 = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1)
+    blur2 = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (2, 2, 2, 2), mode="replicate"), 5, 1)
+    same, small, large = float(loss(x, x)), float(loss(blur1, x)), float(loss(blur2, x))
+    assert same < 1e-8 < small < large
+    assert not any(p.requires_grad for p in loss.parameters())

@@ -1,11 +1,15 @@
 """The toy Stable Diffusion: Stable Diffusion v1's classes at toy size, trained on the toy world.
 
 - VAE: ``AutoencoderKL`` downsampling by 4 (32 px -> 4x8x8 latents), trained on the MSE of the
-  reconstruction of the posterior mode plus a tiny KL term; ``scaling_factor`` = 1 / the latents'
-  standard deviation, as in SD.
+  reconstruction of the posterior mode, a tiny KL term and (``perceptual_weight``) a perceptual
+  feature loss in the spirit of SD's LPIPS term: the MSE between the frozen toy CLIP vision tower's
+  hidden states of the reconstruction and of the input (SD uses an ImageNet VGG; the toy CLIP's tower
+  is the only pretrained vision network here). ``scaling_factor`` = 1 / the latents' standard
+  deviation, as in SD.
 - Text encoder: the frozen toy CLIP's ``CLIPTextModel`` and its ``CLIPTokenizer``.
 - UNet: ``UNet2DConditionModel`` with cross-attention at both levels, epsilon prediction on the
-  cached latents, 10 % empty captions (for classifier-free guidance).
+  cached latents, 10 % empty captions (for classifier-free guidance), optionally the min-SNR-gamma
+  loss weighting (Hang et al. 2023; diffusers' ``--snr_gamma``) for faster convergence.
 - Scheduler: scaled-linear ``DDPMScheduler`` (SD v1's betas 0.00085-0.012, 1000 steps).
 
 Saved with ``StableDiffusionPipeline.save_pretrained`` (no safety checker), so
@@ -71,6 +75,29 @@ def build_unet(cfg: dict[str, Any], cross_attention_dim: int, latent_size: int):
     )
 
 
+class PerceptualLoss(torch.nn.Module):
+    """Mean over layers of the MSE between a frozen CLIP vision tower's hidden states of two image
+    batches (B, 3, H, W) in [-1, 1] -> a scalar; an LPIPS-style reconstruction term."""
+
+    def __init__(self, vision_model: torch.nn.Module):
+        super().__init__()
+        self.vision = vision_model.eval().requires_grad_(False)
+
+    def forward(self, rec: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from vislab.toy.clip_model import normalize
+
+        both = normalize((torch.cat([rec.clamp(-1, 1), target]) + 1) / 2)
+        hidden = self.vision(pixel_values=both, output_hidden_states=True).hidden_states[1:]
+        return sum(F.mse_loss(*h.chunk(2)) for h in hidden) / len(hidden)
+
+
+def min_snr_weights(scheduler, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Min-SNR-gamma loss weights for epsilon prediction: min(SNR(t), gamma) / SNR(t), shape (B,)."""
+    alphas = scheduler.alphas_cumprod[timesteps].float()
+    snr = alphas / (1 - alphas)
+    return torch.clamp(snr, max=gamma) / snr
+
+
 def build_scheduler():
     from diffusers import DDPMScheduler
 
@@ -124,9 +151,9 @@ def evaluate_sd(pipe, judge: ZeroShot, seeds: int, steps: int, guidance: float) 
 
 def pretrain_sd(cfg: dict[str, Any], clip_dir: str | Path | Callable[[], Path], out: str | Path) -> dict[str, Any]:
     """Train the toy SD (VAE, then UNet on cached latents) with text encoder from ``clip_dir``
-    (a folder, or a function returning one, called after the VAE is trained);
+    (a folder, or a function returning one);
     save the diffusers folder, ``toy_metrics.json`` and pictures into ``out``. Returns the metrics."""
-    from transformers import CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModel
     from transformers.utils import logging as hf_logging
 
     from vislab.io import write_json
@@ -142,6 +169,20 @@ def pretrain_sd(cfg: dict[str, Any], clip_dir: str | Path | Callable[[], Path], 
     x = images * 2 - 1
     t_render = time.time() - t0
 
+    # ---- the frozen text encoder's CLIP (its vision tower gives the VAE's perceptual loss)
+    clip_dir = Path(clip_dir() if callable(clip_dir) else clip_dir)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # loading a CLIPModel checkpoint into CLIPTextModel reports the vision keys
+    try:
+        text_encoder = CLIPTextModel.from_pretrained(clip_dir, local_files_only=True).eval().requires_grad_(False)
+        perceptual = None
+        if cfg.get("perceptual_weight", 0.0) > 0:
+            perceptual = PerceptualLoss(CLIPVisionModel.from_pretrained(clip_dir, local_files_only=True))
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    tokenizer = CLIPTokenizer.from_pretrained(clip_dir, local_files_only=True)
+    ctx = text_encoder.config.max_position_embeddings
+
     # ---- VAE
     t1 = time.time()
     vae = build_vae(cfg)
@@ -153,6 +194,8 @@ def pretrain_sd(cfg: dict[str, Any], clip_dir: str | Path | Callable[[], Path], 
         post = vae.encode(xb).latent_dist
         rec = vae.decode(post.mode()).sample
         loss = F.mse_loss(rec, xb) + cfg["kl_weight"] * post.kl().mean()
+        if perceptual is not None:
+            loss = loss + cfg["perceptual_weight"] * perceptual(rec, xb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -168,18 +211,6 @@ def pretrain_sd(cfg: dict[str, Any], clip_dir: str | Path | Callable[[], Path], 
         mse = float(F.mse_loss((rec.clamp(-1, 1) + 1) / 2, images[: len(rec)]))
     psnr = float(10 * np.log10(1.0 / max(mse, 1e-12)))
     t_vae = time.time() - t1
-
-    # ---- the frozen text encoder (resolved only now: the VAE does not need it, so a toy CLIP
-    # being pretrained by another process can finish meanwhile)
-    clip_dir = Path(clip_dir() if callable(clip_dir) else clip_dir)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # loading a CLIPModel checkpoint into CLIPTextModel reports the vision keys
-    try:
-        text_encoder = CLIPTextModel.from_pretrained(clip_dir, local_files_only=True).eval().requires_grad_(False)
-    finally:
-        hf_logging.set_verbosity(verbosity)
-    tokenizer = CLIPTokenizer.from_pretrained(clip_dir, local_files_only=True)
-    ctx = text_encoder.config.max_position_embeddings
 
     # ---- UNet on cached latents
     t2 = time.time()
@@ -201,7 +232,11 @@ def pretrain_sd(cfg: dict[str, Any], clip_dir: str | Path | Callable[[], Path], 
         noise = torch.randn(z0.shape, generator=g)
         t = torch.randint(0, noise_sched.config.num_train_timesteps, (len(idx),), generator=g)
         pred = unet(noise_sched.add_noise(z0, noise, t), t, cond).sample
-        loss = F.mse_loss(pred, noise)
+        if cfg.get("snr_gamma"):
+            per_sample = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
+            loss = (per_sample * min_snr_weights(noise_sched, t, cfg["snr_gamma"])).mean()
+        else:
+            loss = F.mse_loss(pred, noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
