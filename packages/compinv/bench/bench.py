@@ -1,5 +1,6 @@
-"""compinv benchmark (JSON lines): inversion step time, throughput and peak memory, and sampling latency
-plain vs spatial-inversion guided, for the tiny config and an SD 1.x-size model (random weights, 512 px).
+"""compinv benchmark (JSON lines): inversion step time, throughput and peak memory, the DreamBooth plug-in's
+step (UNet + identifier row + anchor term, prior batch; tiny always, SD 1.x size on CUDA only), and sampling
+latency plain vs spatial-inversion guided, for the tiny config and an SD 1.x-size model (random weights, 512 px).
 
 On CUDA the training step runs under bf16 autocast (vislab.runtime) with SDPA in the frozen self-attention;
 the guided cross-attention layers compute probabilities explicitly (the loss needs them).
@@ -34,6 +35,39 @@ def build(config: str, dev: torch.device):
                                                        eos_token_id=49407, bos_token_id=49406, pad_token_id=49407))
         sd.tokenizer = clip_tokenizer(77)
     return sd.to(dev).freeze()
+
+
+def dreambooth_step(config: str, dev: torch.device, batch: int, iters: int, ctx) -> dict:
+    """Step time and peak memory of :class:`compinv.dreambooth.CompositionalDreamBooth` (batch instance + batch class)."""
+    from compinv.dreambooth import CompositionalDreamBooth, prepare_modifier
+
+    sd = build(config, dev)
+    ids = prepare_modifier(sd, "<c>", "ktn")
+    anc = sd.tokenizer.encode("cat", add_special_tokens=False)
+    m = CompositionalDreamBooth(sd, ids, anc, anchor_mode="single", lr=1e-5).to(dev)
+    opt = m.configure_optimizers()
+    s = sd.image_size
+    b = {"pixel_values": torch.rand(batch, 3, s, s, device=dev) * 2 - 1, "prompt": ["a photo of a <c> cat"] * batch,
+         "ref": ["a photo of a cat cat"] * batch, "weight": torch.ones(batch, device=dev),
+         "class_pixel_values": torch.rand(batch, 3, s, s, device=dev) * 2 - 1, "class_prompt": ["a photo of a cat"] * batch}
+    runtime.reset_peak_memory()
+    times = []
+    for i in range(iters + 1):
+        t0 = time.perf_counter()
+        with ctx():
+            loss = m.loss(b)[0]
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.trainable_parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        m.guard.restore()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        if i:
+            times.append(time.perf_counter() - t0)
+    out = {"dreambooth_step_s": round(sum(times) / len(times), 4), "dreambooth_peak_memory_mb": round(runtime.peak_memory_mb(dev), 1)}
+    del m, opt, sd
+    return out
 
 
 def main() -> None:
@@ -88,7 +122,8 @@ def main() -> None:
         r = sample(sd, prompt, steps=args.steps, cfg_scale=7.5, boxes=DEFAULT_LAYOUT, token_groups=groups,
                    guide={"steps": min(2, args.steps), "threshold": 0.0})
         t_guided = time.perf_counter() - t0
-        print(json.dumps({"config": c, "device": str(dev), "image_size": s, "batch": args.batch,
+        db = dreambooth_step(c, dev, args.batch, args.iters, ctx) if (c == "tiny" or dev.type == "cuda") else {}
+        print(json.dumps({"config": c, "device": str(dev), "image_size": s, "batch": args.batch, **db,
                           "train_step_s": round(step, 4), "images_per_s": round(args.batch / step, 2),
                           "train_peak_memory_mb": round(train_mem, 1),
                           "sample_plain_s_per_step": round(t_plain / args.steps, 4),

@@ -198,7 +198,7 @@ def finetune(sd, placeholder_ids: list[int], anchor_ids: list[int], images: torc
         sd, placeholder_ids, anchor_ids if mode != "single" else anchor_ids[:1], anchor_mode=mode,
         alpha_rec=float(db["alpha_rec"]), alpha_anc=float(db["alpha_anc"]), anchor_tau=float(inv["anchor_tau"]),
         max_grad_norm=db.get("max_grad_norm"), lr=float(db["lr"]), weight_decay=float(inv["weight_decay"]),
-        prior_loss_weight=float(db["prior_loss_weight"]))
+        prior_loss_weight=float(db["prior_loss_weight"]), latents=str(db.get("latents", "mode")))
     loader = DataLoader(ds, batch_size=int(db["batch_size"]), shuffle=True, generator=torch.Generator().manual_seed(seed))
     trainer.fit(learner, train_dataloaders=loader, ckpt_path=ckpt_path)
     learner.guard.restore()
