@@ -10,7 +10,7 @@ TINY = dict(image_size=32, patch_size=8, embed_dim=32, text_width=64, vision_wid
 
 SMALL = {
     "clip": {"tiny": TINY},
-    "data": {"batch_size": 8, "steps_per_epoch": 3, "toy": {"identities": 4, "size": 32}},
+    "data": {"batch_size": 8, "steps_per_epoch": 3, "toy": {"identities": 4, "size": 32, "frames": 1}},
     "unseen": {"enabled": True, "max_epochs": 1},
     "trainer": {"max_epochs": 1, "check_val_every_n_epoch": 1, "enable_progress_bar": False},
 }

@@ -104,3 +104,44 @@ def test_logit_scale_override(clip):
     cos = torch.einsum("bd,bcd->bc", F.normalize(out["f_v"], dim=-1), out["u_hat"])
     assert torch.allclose(out["z_u"], 50.0 * cos, atol=1e-4)
     assert UniAttack(clip, HEAD).logit_scale.item() == pytest.approx(clip.logit_scale.item())
+
+
+def test_image_standardisation_ignores_exposure(clip):
+    """input_norm=image: per-image channel standardisation, so a global gain/offset per channel does not
+    change any logit (the toy domains' colour casts), while CLIP normalisation does."""
+    x = torch.rand(2, 3, 32, 32) * 0.5 + 0.2
+    gain, off = torch.tensor([0.7, 1.2, 0.9]).view(1, 3, 1, 1), torch.tensor([0.05, -0.1, 0.02]).view(1, 3, 1, 1)
+    m = UniAttack(clip, {**HEAD, "input_norm": "image"}).eval()
+    z = m.normalize(x)
+    assert torch.allclose(z.mean((2, 3)), torch.zeros(2, 3), atol=1e-5)
+    assert torch.allclose(z.std((2, 3)), torch.ones(2, 3), atol=1e-2)
+    with torch.no_grad():
+        a, b = m(x)["z_u"], m(x * gain + off)["z_u"]
+    assert torch.allclose(a, b, atol=1e-2)
+    mc = UniAttack(clip, HEAD).eval()
+    with torch.no_grad():
+        assert not torch.allclose(mc(x)["z_u"], mc(x * gain + off)["z_u"], atol=1e-2)
+    with pytest.raises(ValueError):
+        UniAttack(clip, {**HEAD, "input_norm": "bogus"})
+
+
+def test_teacher_head_baseline():
+    """unified_head=teacher (the plain-CLIP baseline): z_u = s cos(f_v, mean_g T_g), so the student
+    prompts receive no gradient from the live/attack loss (only the fine-tuned image tower does)."""
+    from vislab.clip import tiny_clip
+
+    torch.manual_seed(0)
+    clip = tiny_clip(image_size=32, patch_size=8, embed_dim=32, text_width=64, vision_width=64, text_layers=2, vision_layers=2,
+                     heads=2, context_length=24)  # own copy: fine-tuning switches its image tower to trainable
+    m = UniAttack(clip, {**HEAD, "unified_head": "teacher", "visual_prompts": False, "meta_net": False, "logit_scale": 10.0},
+                  finetune_image_encoder=True).train()
+    out = m(torch.rand(3, 3, 32, 32))
+    t = F.normalize(m.teacher.mean(0), dim=-1)
+    assert torch.allclose(out["z_u"], 10.0 * F.normalize(out["f_v"], dim=-1) @ t.t(), atol=1e-4)
+    assert out["f_s"].shape == (3, 4, 32)  # the same C_s prompts for every image (no meta-net)
+    assert torch.allclose(out["f_s"][0], out["f_s"][2])
+    unified_loss(out["z_u"], torch.tensor([0, 1, 1])).backward()
+    assert m.student.ctx.grad is None or m.student.ctx.grad.abs().sum() == 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.encoder_parameters())
+    with pytest.raises(ValueError):
+        UniAttack(clip, {**HEAD, "unified_head": "bogus"})

@@ -11,7 +11,7 @@ from vislab.testing import assert_run_contract, run_module
 
 SMALL_ARGS = [
     "--clip.tiny.image_size", "32", "--data.batch_size", "8", "--data.steps_per_epoch", "3", "--data.toy.identities", "4",
-    "--data.toy.size", "32", "--unseen.enabled", "false", "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
+    "--data.toy.size", "32", "--data.toy.frames", "1", "--unseen.enabled", "false", "--baseline.enabled", "false", "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
 ]
 
 
@@ -35,6 +35,9 @@ def test_run_contract(trained_run):
     assert set(m["after_detail"]["apcer_per_family"]) == {"physical", "adversarial", "digital"}
     assert "unseen_attack_run" in m and m["unseen_attack_run"]["protocol"] == "p2.1"
     assert set(m["unseen_attack_run"]["after"]["apcer_per_family"]) == {"physical"}  # p2.1 tests unseen physical attacks
+    base = m["baseline_run"]  # plain CLIP (teacher-prompt head) on the same protocol, init and steps
+    assert base["model"]["unified_head"] == "teacher" and base["steps"] == m["steps"]
+    assert set(base["after"]["apcer_per_family"]) == {"physical", "adversarial", "digital"}
     for name in ("roc.png", "score_histograms.png", "confusion.png"):
         assert (out / name).is_file()
 

@@ -271,10 +271,12 @@ class UniAttack(nn.Module):
 
     @torch.no_grad()
     def scores(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-        """P(live) (B,), P(attack) (B,) and the specific-class probabilities (B, C_s)."""
+        """P(live) (B,), P(attack) (B,) and the specific-class probabilities (B, C_s), in float64: with
+        s = 100 a logit margin above ~100 saturates a float32 softmax to exactly 0 / 1, and tied scores
+        would hide the ranking from AUC / EER and the threshold search."""
         out = self.forward(pixels)
-        p = torch.softmax(out["z_u"], -1)
-        return {"p_live": p[:, 0], "p_attack": p[:, 1], "p_family": torch.softmax(out["z_s"], -1)}
+        p = torch.softmax(out["z_u"].double(), -1)
+        return {"p_live": p[:, 0], "p_attack": p[:, 1], "p_family": torch.softmax(out["z_s"].double(), -1)}
 
 
 __all__ = [

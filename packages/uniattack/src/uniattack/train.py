@@ -23,8 +23,8 @@ def predict_dataset(model, ds, batch_size: int = 64) -> dict[str, Any]:
     p_live, p_fam, labels, attacks = [], [], [], []
     for b in DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate):
         s = model.scores(b["image"].to(dev))
-        p_live.append(s["p_live"].float().cpu())
-        p_fam.append(s["p_family"].float().cpu())
+        p_live.append(s["p_live"].double().cpu())  # float64: see UniAttack.scores
+        p_fam.append(s["p_family"].double().cpu())
         labels.append(b["label"])
         attacks.extend(b["attack"])
     model.train(was)
