@@ -2,7 +2,7 @@
 
 A shortened default run (the default's CLIP, head, optimiser and protocol O-C-I@M; 12 toy identities
 per domain instead of 48 and 80 steps instead of 400; no linear probe) on a fixed seed. Measured when
-written: target HTER 0.500 -> 0.375, AUC 0.500 -> 0.642 (about 27 s of CPU). A default that stops
+written: target HTER 0.500 -> 0.417, AUC 0.500 -> 0.696 (about 30 s of CPU). A default that stops
 learning (patch size, learning rates, data, a broken head) leaves HTER at chance and fails here.
 """
 
@@ -22,5 +22,5 @@ def test_short_default_run_beats_chance_on_unseen_domain(tmp_path):
     assert run.config["clip"]["tiny"]["patch_size"] == 4 and run.config["data"]["protocol"] == "O-C-I@M"
     m = train(run)
     assert m["steps"] == 80 and m["n_target_videos"] == 48
-    assert m["after"] <= m["before"] - 0.08, json.dumps(m)
-    assert m["auc_after"] >= 0.6 and m["auc_after"] >= m["auc_before"] + 0.1, json.dumps(m)
+    assert m["after"] <= m["before"] - 0.05, json.dumps(m)
+    assert m["auc_after"] >= 0.62 and m["auc_after"] >= m["auc_before"] + 0.1, json.dumps(m)
