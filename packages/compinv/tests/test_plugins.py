@@ -86,7 +86,8 @@ def test_dreambooth_plugin_loss_drops_on_one_batch(tiny_dirs):
     assert fixed().item() < 0.8 * first
 
 
-def test_dreambooth_method_run(small_cfg, tmp_path):
+def test_dreambooth_method_run_and_generate_from_its_model(small_cfg, tiny_dirs, tmp_path, capsys):
+    from compinv.cli import main
     from compinv.train import train
 
     out = tmp_path / "db"
@@ -97,6 +98,13 @@ def test_dreambooth_method_run(small_cfg, tmp_path):
     for f in ("learned_embeds.safetensors", "plain_dreambooth/learned_embeds.safetensors", "dreambooth_model/unet/config.json",
               "dreambooth_model/compinv_model.json", "checkpoints/last.ckpt"):
         assert (out / f).is_file(), f
+    gen = ["generate", "--model", tiny_dirs["sd"], "--prompt", "a <pink-star> star on the left and a red circle on the right",
+           "--steps", "2", "--guide-steps", "1", "--cfg", "3"]
+    assert main(gen + ["--dreambooth", str(out / "dreambooth_model"), "--out", str(tmp_path / "g")]) == 0
+    assert (tmp_path / "g" / "seed0.png").is_file() and (tmp_path / "g" / "seed0_attention.pt").is_file()
+    capsys.readouterr()
+    assert main(gen + ["--dreambooth", str(out), "--out", str(tmp_path / "g2")]) == 2  # the run folder, not the model folder
+    assert "no compinv_model.json" in capsys.readouterr().err
 
 
 def test_regularize_command_and_bad_input(tiny_dirs, tmp_path, capsys):

@@ -23,7 +23,10 @@ def generate_main(argv: list[str]) -> int:
                                 description="Generate with learned embeddings, optionally with spatial inversion (layout guidance).")
     p.add_argument("--model", default="toy", help="a local diffusers SD folder, or 'toy' (the toy SD)")
     p.add_argument("--toy-preset", default="default")
-    p.add_argument("--embeds", required=True, nargs="+", help="learned_embeds.safetensors / .bin file(s) (diffusers or A1111 layout)")
+    p.add_argument("--embeds", nargs="+", default=[], help="learned_embeds.safetensors / .bin file(s) (diffusers or A1111 layout)")
+    p.add_argument("--dreambooth", default=None,
+                   help="a DreamBooth model folder written by a run with inversion.method dreambooth (<run>/dreambooth_model): "
+                        "its UNet and identifier on top of --model")
     p.add_argument("--prompt", required=True, help='e.g. "a <pink-star> star on the left and a red circle on the right"')
     p.add_argument("--phrases", default=None,
                    help='";"-separated phrases, one per box group (default: the placeholder tokens; the words after " and ")')
@@ -36,13 +39,25 @@ def generate_main(argv: list[str]) -> int:
     p.add_argument("--heads", default="official", choices=["official", "all"])
     p.add_argument("--first-vector-only", action="store_true", help="official spatial path: only the first learned vector")
     a = p.parse_args(argv)
+    if not a.embeds and not a.dreambooth:
+        p.error("give --embeds FILE(s) and/or --dreambooth DIR")
     files = [Path(f) for f in a.embeds]
     for f in files:
         read_learned_embeds(f)  # fails fast on a bad file, before the model loads
     sd_dir = sd_folder({"sd": a.model, "toy_preset": a.toy_preset})
     runtime.setup(0)
-    sd = load_sd(sd_dir, device=runtime.device()).freeze()
     names: list[str] = []
+    if a.dreambooth:
+        from vislab.diffusion import load_personalized
+
+        from compinv.dreambooth import MODEL_FILE
+
+        emb = Path(a.dreambooth) / "learned_embeds.safetensors"
+        sd, _ = load_personalized(a.dreambooth, base=sd_dir, device=runtime.device(), model_file=MODEL_FILE, what="compinv DreamBooth")
+        names += [n for n in read_learned_embeds(emb)] if emb.is_file() else []
+        sd.freeze()
+    else:
+        sd = load_sd(sd_dir, device=runtime.device()).freeze()
     for f in files:
         names += load_learned_embeds(f, sd.tokenizer, sd.text_encoder)
     prompt = a.prompt

@@ -62,4 +62,5 @@ def load_personalized(model_dir: str | Path, base: str | Path | None = None, dev
     """Load a saved gal4p model folder (written by ``learner.save_model``) as ``SDComponents``: the base
     Stable Diffusion (``base`` or the path recorded in ``gal4p_model.json``) with the learned UNet /
     embeddings / LoRA applied. Returns ``(sd, info)``."""
-    return _load_personalized(model_dir, base, device, model_file=MODEL_FILE, what="gal4p")
+    return _load_personalized(model_dir, base, device, model_file=MODEL_FILE, what="gal4p",
+                              hint="give a round folder such as <run>/model")

@@ -269,7 +269,7 @@ LEARNERS = {"dreambooth": DreamBoothLearner, "textual_inversion": TextualInversi
 
 
 def load_personalized(model_dir: str | Path, base: str | Path | None = None, device=None, model_file: str = MODEL_FILE,
-                      what: str = "personalized"):
+                      what: str = "personalized", hint: str = ""):
     """Load a saved personalised model (a folder written by :meth:`PersonalizationLearner.save_model`) as
     ``SDComponents``: the base Stable Diffusion (``base`` or the path recorded in ``model_file``)
     with the learned UNet / embeddings / LoRA applied. Returns ``(sd, info)``."""
@@ -280,7 +280,7 @@ def load_personalized(model_dir: str | Path, base: str | Path | None = None, dev
         raise InputError(d, f"{what} model folder not found")
     info_path = d / model_file
     if not info_path.is_file():
-        raise InputError(d, f"not a {what} model folder (no {model_file}); give a round folder such as <run>/model")
+        raise InputError(d, f"not a {what} model folder (no {model_file}){'; ' + hint if hint else ''}")
     try:
         info = json.loads(info_path.read_text())
         kind = info["learner"]
