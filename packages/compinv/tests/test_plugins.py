@@ -141,3 +141,30 @@ def test_regularize_command_and_bad_input(tiny_dirs, tmp_path, capsys):
         err = capsys.readouterr().err
         assert rc == 2 and msg in err and "Traceback" not in err, (embeds, err[-1500:])
     assert not Path(tmp_path / "bad" / "learned_embeds.safetensors").exists()
+
+
+def test_dreambooth_resume_from_last_ckpt(tiny_dirs, tmp_path):
+    from compinv.dreambooth import finetune
+    from compinv.pipeline import prepare_dreambooth
+    from vislab.lightning import build_trainer
+    from vislab.run import load_preset
+
+    cfg = load_preset("compinv")
+    concept = {**cfg["concept"], "anchors": ["cat"], "noun": "star", "placeholder": "<c>"}
+    db = {**cfg["dreambooth"], "lr": 1e-3, "batch_size": 2}
+    imgs = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    run = make_run("compinv", tmp_path / "run", {"trainer": {"enable_progress_bar": False}})
+    sd, ids, anc = prepare_dreambooth(Path(tiny_dirs["sd"]), concept, db)
+    finetune(sd, ids, anc, imgs, imgs.flip(-1), concept, cfg["inversion"], db, build_trainer(run, {"max_steps": 2, "enable_progress_bar": False}))
+    last = run.checkpoints / "last.ckpt"
+    assert last.is_file()
+    unet_at_2 = {k: v.clone() for k, v in sd.unet.state_dict().items()}
+    sd2, ids2, anc2 = prepare_dreambooth(Path(tiny_dirs["sd"]), concept, db)
+    m = finetune(sd2, ids2, anc2, imgs, imgs.flip(-1), concept, cfg["inversion"], db,
+                 build_trainer(run, {"max_steps": 3, "enable_progress_bar": False}), ckpt_path=last)
+    assert m.trainer.global_step == 3 and len(m.history) == 1  # continued at step 2
+    # started from the checkpoint's UNet: one more step is a small move away from it
+    fresh = __import__("vislab.diffusion", fromlist=["load_sd"]).load_sd(tiny_dirs["sd"]).unet.state_dict()
+    d_ckpt = sum(float((v - unet_at_2[k]).abs().sum()) for k, v in sd2.unet.state_dict().items())
+    d_fresh = sum(float((v - fresh[k]).abs().sum()) for k, v in sd2.unet.state_dict().items())
+    assert d_ckpt < 0.6 * d_fresh, (d_ckpt, d_fresh)
