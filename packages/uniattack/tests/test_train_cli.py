@@ -155,7 +155,10 @@ def test_resume(tmp_path):
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(tmp_path):
     out = tmp_path / "ddp"
-    r = run_module("uniattack", [*SMALL_ARGS, "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
+    args = [*SMALL_ARGS]
+    args[args.index("--baseline.enabled") + 1] = "true"  # the rank-0 side run after the DDP workers have exited
+    r = run_module("uniattack", [*args, "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
                                  "--output-dir", str(out)], timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert_run_contract(out)
+    m = assert_run_contract(out)
+    assert m["baseline_run"]["steps"] == 3
