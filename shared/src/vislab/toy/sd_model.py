@@ -33,18 +33,20 @@ from vislab.toy.clip_model import ZeroShot, save_confusion, tokenize, warmup_cos
 PRESETS: dict[str, dict[str, Any]] = {
     # 10 min budget on an idle 2-core CPU
     "default": {
-        "resolution": 32, "n_images": 16384, "seed": 0,
-        "vae_channels": [16, 32, 64], "vae_groups": 8, "vae_steps": 1500, "vae_batch_size": 32, "vae_lr": 1e-3, "kl_weight": 1e-5,
-        "unet_channels": [64, 128], "unet_groups": 32, "unet_heads": 4, "unet_steps": 1200, "unet_batch_size": 64,
-        "unet_lr": 8e-4, "warmup": 50, "uncond_p": 0.1,
+        "resolution": 32, "n_images": 12288, "seed": 0,
+        "vae_channels": [16, 32, 64], "vae_groups": 8, "vae_steps": 500, "vae_batch_size": 32, "vae_lr": 1e-3, "kl_weight": 1e-5,
+        "perceptual_weight": 0.25,
+        "unet_channels": [64, 128], "unet_groups": 32, "unet_heads": 4, "unet_steps": 900, "unet_batch_size": 64,
+        "unet_lr": 8e-4, "warmup": 50, "uncond_p": 0.1, "snr_gamma": 5.0,
         "eval_seeds": 2, "eval_steps": 50, "guidance": 3.0,
     },
     # well under a minute, lower quality: for tests
     "fast": {
         "resolution": 32, "n_images": 512, "seed": 0,
         "vae_channels": [8, 16, 32], "vae_groups": 8, "vae_steps": 40, "vae_batch_size": 16, "vae_lr": 2e-3, "kl_weight": 1e-5,
+        "perceptual_weight": 0.25,
         "unet_channels": [32, 64], "unet_groups": 8, "unet_heads": 2, "unet_steps": 40, "unet_batch_size": 16,
-        "unet_lr": 1e-3, "warmup": 5, "uncond_p": 0.1,
+        "unet_lr": 1e-3, "warmup": 5, "uncond_p": 0.1, "snr_gamma": 5.0,
         "eval_seeds": 1, "eval_steps": 5, "guidance": 3.0,
     },
 }
@@ -86,9 +88,13 @@ class PerceptualLoss(torch.nn.Module):
     def forward(self, rec: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         from vislab.toy.clip_model import normalize
 
-        both = normalize((torch.cat([rec.clamp(-1, 1), target]) + 1) / 2)
-        hidden = self.vision(pixel_values=both, output_hidden_states=True).hidden_states[1:]
-        return sum(F.mse_loss(*h.chunk(2)) for h in hidden) / len(hidden)
+        def hidden(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return self.vision(pixel_values=normalize((x.clamp(-1, 1) + 1) / 2), output_hidden_states=True).hidden_states[1:]
+
+        with torch.no_grad():  # the target's features are constants: no graph for them
+            want = hidden(target)
+        got = hidden(rec)
+        return sum(F.mse_loss(a, b) for a, b in zip(got, want)) / len(got)
 
 
 def min_snr_weights(scheduler, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -176,7 +182,7 @@ def pretrain_sd(cfg: dict[str, Any], clip_dir: str | Path | Callable[[], Path], 
     try:
         text_encoder = CLIPTextModel.from_pretrained(clip_dir, local_files_only=True).eval().requires_grad_(False)
         perceptual = None
-        if cfg.get("perceptual_weight", 0.0) > 0:
+        if cfg["perceptual_weight"] > 0:
             perceptual = PerceptualLoss(CLIPVisionModel.from_pretrained(clip_dir, local_files_only=True))
     finally:
         hf_logging.set_verbosity(verbosity)
@@ -232,7 +238,7 @@ def pretrain_sd(cfg: dict[str, Any], clip_dir: str | Path | Callable[[], Path], 
         noise = torch.randn(z0.shape, generator=g)
         t = torch.randint(0, noise_sched.config.num_train_timesteps, (len(idx),), generator=g)
         pred = unet(noise_sched.add_noise(z0, noise, t), t, cond).sample
-        if cfg.get("snr_gamma"):
+        if cfg["snr_gamma"]:
             per_sample = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
             loss = (per_sample * min_snr_weights(noise_sched, t, cfg["snr_gamma"])).mean()
         else:
