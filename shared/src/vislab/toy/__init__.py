@@ -71,8 +71,8 @@ def toy_clip(preset: str = "default", root: Path | None = None, **overrides: Any
 def toy_sd(preset: str = "default", root: Path | None = None, clip: str | Path | None = None, **overrides: Any) -> Path:
     """Path of the cached toy SD folder for ``preset``, pretraining it on the first call.
 
-    Its text encoder is the toy CLIP of the same preset (itself pretrained when needed, after
-    the VAE, so that a concurrent CLIP build can finish meanwhile) or the CLIP folder ``clip``.
+    Its text encoder is the toy CLIP of the same preset (itself pretrained first when needed) or
+    the CLIP folder ``clip``.
     """
     from vislab.toy.cache import config_hash, ensure
     from vislab.toy.sd_model import pretrain_sd
