@@ -79,16 +79,8 @@ class CompositionalDreamBooth(DreamBoothLearner):
             anc = self.anchor_term(d["ids"], list(batch["ref"]))
             loss = loss + self.alpha_anc * anc
             parts["anchor"] = anc.detach()
+        self.history.append({"loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()}})  # one call per training step
         return loss, parts
-
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss, parts = self.loss(batch)
-        bs = len(batch["prompt"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
-        for k, v in parts.items():
-            self.log(f"train/{k}", v, batch_size=bs)
-        self.history.append({"loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()}})
-        return loss
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         val = gradient_clip_val if gradient_clip_val is not None else self.max_grad_norm
