@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-
 from vislab.errors import InputError, VislabError
 from vislab.faces.inputs import load_faces, parse_box
 
