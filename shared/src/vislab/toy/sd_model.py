@@ -8,7 +8,7 @@
   deviation, as in SD.
 - Text encoder: the frozen toy CLIP's ``CLIPTextModel`` and its ``CLIPTokenizer``.
 - UNet: ``UNet2DConditionModel`` with cross-attention at both levels, epsilon prediction on the
-  cached latents, 10 % empty captions (for classifier-free guidance), optionally the min-SNR-gamma
+  cached latents and text-encoder states, 10 % empty captions (for classifier-free guidance), optionally the min-SNR-gamma
   loss weighting (Hang et al. 2023; diffusers' ``--snr_gamma``) for faster convergence.
 - Scheduler: scaled-linear ``DDPMScheduler`` (SD v1's betas 0.00085-0.012, 1000 steps).
 
@@ -31,14 +31,13 @@ from vislab.toy import world
 from vislab.toy.clip_model import ZeroShot, save_confusion, tokenize, warmup_cosine
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # the default was tuned for quality within its budget; see the README's Status for a measured
-    # alternative (perceptual_weight 0.25, snr_gamma 5) that meets the shape bar but changes the
-    # downstream packages' toy defaults
+    # measured in the README: shape 89 % / colour 95 % caption match in under 10 minutes on 2 idle cores
     "default": {
-        "resolution": 32, "n_images": 16384, "seed": 0,
-        "vae_channels": [16, 32, 64], "vae_groups": 8, "vae_steps": 1500, "vae_batch_size": 32, "vae_lr": 1e-3, "kl_weight": 1e-5,
-        "unet_channels": [64, 128], "unet_groups": 32, "unet_heads": 4, "unet_steps": 1200, "unet_batch_size": 64,
-        "unet_lr": 8e-4, "warmup": 50, "uncond_p": 0.1,
+        "resolution": 32, "n_images": 12288, "seed": 0,
+        "vae_channels": [16, 32, 64], "vae_groups": 8, "vae_steps": 500, "vae_batch_size": 32, "vae_lr": 1e-3, "kl_weight": 1e-5,
+        "perceptual_weight": 0.25,
+        "unet_channels": [48, 96], "unet_groups": 16, "unet_heads": 4, "unet_steps": 900, "unet_batch_size": 64,
+        "unet_lr": 1.6e-3, "warmup": 50, "uncond_p": 0.1, "snr_gamma": 5.0,
         "eval_seeds": 2, "eval_steps": 50, "guidance": 3.0,
     },
     # well under a minute, lower quality: for tests
@@ -222,7 +221,10 @@ def pretrain_sd(cfg: dict[str, Any], clip_dir: str | Path | Callable[[], Path], 
     # ---- UNet on cached latents
     t2 = time.time()
     ids = tokenize(tokenizer, captions, ctx)
-    empty = tokenize(tokenizer, [""], ctx)[0]
+    empty = tokenize(tokenizer, [""], ctx)
+    with torch.no_grad():  # the text encoder is frozen: encode every caption once, like the latents
+        conds = torch.cat([text_encoder(ids[i : i + 512])[0] for i in range(0, len(ids), 512)])
+        empty_cond = text_encoder(empty)[0][0]
     unet = build_unet(cfg, text_encoder.config.hidden_size, lat.shape[-1])
     noise_sched = build_scheduler()
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg["unet_lr"], weight_decay=0.01)
@@ -231,11 +233,9 @@ def pretrain_sd(cfg: dict[str, Any], clip_dir: str | Path | Callable[[], Path], 
     losses = []
     for _ in track(range(cfg["unet_steps"]), "toy SD: UNet"):
         idx = torch.randint(len(lat), (cfg["unet_batch_size"],), generator=g)
-        z0, tok = lat[idx], ids[idx].clone()
+        z0, cond = lat[idx], conds[idx]
         drop = torch.rand(len(idx), generator=g) < cfg["uncond_p"]
-        tok[drop] = empty
-        with torch.no_grad():
-            cond = text_encoder(tok)[0]
+        cond[drop] = empty_cond
         noise = torch.randn(z0.shape, generator=g)
         t = torch.randint(0, noise_sched.config.num_train_timesteps, (len(idx),), generator=g)
         pred = unet(noise_sched.add_noise(z0, noise, t), t, cond).sample
