@@ -51,6 +51,8 @@ def test_embedded_default_contract(tiny_dirs, tmp_path):
     assert_run_contract(tmp_path / "run")
     assert m["metric"] == "judge_clip_score_same_seed" and m["prompts"] == 2
     assert "fresh_seeds" in m and (tmp_path / "run" / "toy00" / "incantation.txt").is_file()
+    assert set(m["neutral_control"]) == {"same_seed", "fresh_seeds"}
+    assert all(abs(m["neutral_control"][k]["clip"]) <= 100 for k in ("same_seed", "fresh_seeds"))  # finite, a cosine x 100
     assert len(list((tmp_path / "run" / "checkpoints").glob("*.safetensors"))) == 2
 
 

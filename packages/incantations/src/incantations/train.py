@@ -11,10 +11,12 @@ from vislab.errors import VislabError
 from vislab.io import atomic_path
 from vislab.run import Run, track
 
+from incantations.guidance import encode_uncond
 from incantations.metrics import clip_score, min_object_score, object_presence
 from incantations.pipeline import load_models, run_prompt
 from incantations.plots import save_prompt_panel, save_summary_grid
 from incantations.prompts import read_prompts, shipped, units
+from incantations.sampling import initial_latents, sample
 
 
 def load_prompt_set(cfg: dict[str, Any]) -> list[dict[str, Any]]:
@@ -43,6 +45,23 @@ def _mean(rows: list[dict[str, float]], key: str) -> float:
     return float(sum(vals) / len(vals)) if vals else float("nan")
 
 
+def neutral_control(frozen, judge, rec: dict[str, Any], res, cfg: dict[str, Any], seeds: list[int], attributes: list[str],
+                    nouns: list[str]) -> dict[int, dict[str, float]]:
+    """Judge scores of p (+) K neutral tokens "-" (every slot at its initial projection): separates what the learned
+    words add from what merely lengthening the prompt before EOT does to the frozen model."""
+    s, learner = cfg["sampling"], res.learner
+    with torch.no_grad():
+        slots = learner.prompt.table[learner.slot_id].expand(learner.cfg.k, -1)
+        emb, _ = frozen.embed(rec["prompt"], slots, learner.slot_id)
+        cond = frozen.H(emb)
+        uncond = encode_uncond(frozen)
+    out = {}
+    for seed in seeds:
+        img = sample(frozen.sd, cond, uncond, initial_latents(frozen.sd, seed), s["steps"], s["cfg"])["image"]
+        out[seed] = judge_scores(judge, rec, img, attributes, nouns)
+    return out
+
+
 def train(run: Run) -> dict[str, Any]:
     cfg = run.config
     runtime.setup(int(cfg["seed"]))
@@ -55,7 +74,7 @@ def train(run: Run) -> dict[str, Any]:
     attributes = sorted({a for r in recs for a, _ in objects_of(r)})
     nouns = sorted({n for r in recs for _, n in objects_of(r)})
     rows, panels, summary = [], [], []
-    ablation_rows = []
+    ablation_rows, neutral_rows = [], []
     for rec in track(recs, "learning incantations"):
         res = run_prompt(frozen, rec["prompt"], cfg, seeds, run.config.get("trainer") or None)
         row: dict[str, Any] = {"id": rec["id"], "prompt": rec["prompt"], "incantation": res.learner.text(),
@@ -64,6 +83,8 @@ def train(run: Run) -> dict[str, Any]:
             row[f"before_seed{seed}"] = judge_scores(judge, rec, res.before[seed], attributes, nouns)
             row[f"after_seed{seed}"] = judge_scores(judge, rec, res.after[seed], attributes, nouns)
         rows.append(row)
+        if cfg["eval"].get("neutral_control"):
+            neutral_rows.append(neutral_control(frozen, judge, rec, res, cfg, seeds, attributes, nouns))
         if cfg["eval"].get("ablation_no_semantic"):
             ab = run_prompt(frozen, rec["prompt"], cfg, same, None, weights={**cfg["learn"]["weights"], "s": 0.0})
             ablation_rows.append({"before": judge_scores(judge, rec, ab.before[same[0]], attributes, nouns),
@@ -97,6 +118,10 @@ def train(run: Run) -> dict[str, Any]:
         "fresh_seeds": {k: {"before": agg("before", fresh, k), "after": agg("after", fresh, k)} for k in ("clip", "min_object", "presence")},
         "per_prompt": rows,
     }
+    if neutral_rows:
+        extra["neutral_control"] = {
+            sname: {k: _mean([r[s] for r in neutral_rows for s in sset], k) for k in ("clip", "min_object", "presence")}
+            for sname, sset in (("same_seed", same), ("fresh_seeds", fresh))}
     if ablation_rows:
         extra["ablation_no_semantic_same_seed"] = {k: {"before": _mean([a["before"] for a in ablation_rows], k),
                                                        "after": _mean([a["after"] for a in ablation_rows], k)}
