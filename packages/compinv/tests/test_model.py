@@ -121,12 +121,15 @@ def test_resume_from_last_ckpt_continues(tiny_dirs, tmp_path):
     from vislab.testing import make_run
 
     run = make_run("compinv", tmp_path / "run", {"trainer": {"enable_progress_bar": False}})
-    sd, ids, anc, concept, cfg = _prep(tiny_dirs, anchor_mode="single", batch_size=2, lr=0.05)
+    # official TI weights (the toy default's 0.002 / 0.998 makes the rows oscillate around the tiny model's anchor
+    # at this LR, so "moved on from the checkpoint" would not be measurable by distances)
+    official = {"alpha_rec": 0.05, "alpha_anc": 0.95}
+    sd, ids, anc, concept, cfg = _prep(tiny_dirs, anchor_mode="single", batch_size=2, lr=0.05, **official)
     invert(sd, ids, anc, _images(), concept, cfg["inversion"], build_trainer(run, {"max_steps": 2, "enable_progress_bar": False}))
     last = run.checkpoints / "last.ckpt"
     assert last.is_file()
     rows_at_2 = sd.text_encoder.get_input_embeddings().weight.detach()[ids].clone()
-    sd2, ids2, anc2, _, _ = _prep(tiny_dirs, anchor_mode="single", batch_size=2, lr=0.05)
+    sd2, ids2, anc2, _, _ = _prep(tiny_dirs, anchor_mode="single", batch_size=2, lr=0.05, **official)
     m = invert(sd2, ids2, anc2, _images(), concept, cfg["inversion"],
                build_trainer(run, {"max_steps": 4, "enable_progress_bar": False}), ckpt_path=last)
     assert m.trainer.global_step == 4 and len(m.history) == 2  # continued at step 2, ran 2 more
