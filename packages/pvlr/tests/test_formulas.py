@@ -64,3 +64,45 @@ def test_prf_by_hand():
     # top-1: img0 {0} (tp), img1 {2} (tp): OP 100, OR 2/3
     assert m["OP_top1"] == pytest.approx(100.0)
     assert m["OR_top1"] == pytest.approx(100 * 2 / 3)
+
+
+def test_ap_matches_sklearn_with_ties():
+    """Parity with sklearn's average_precision_score, tied blocks included (positives first inside a tie
+    must not earn credit for the order)."""
+    from sklearn.metrics import average_precision_score
+
+    # saturated float32 sigmoids: 0.9 scores tie at 1.0 with positives listed first
+    logits = torch.tensor([[30.0], [25.0], [20.0], [40.0], [-1.0], [0.5]])
+    probs = torch.sigmoid(logits)
+    targets = np.array([[1], [1], [0], [0], [1], [0]])
+    assert float(probs[:4].min()) == 1.0  # the ties the float32 sigmoid creates
+    want = average_precision_score(targets[:, 0], probs.double().numpy()[:, 0])
+    assert average_precision(probs, targets)[0] == pytest.approx(want, abs=1e-12)
+    # ranked by logits there are no ties; still sklearn's value
+    assert average_precision(logits, targets)[0] == pytest.approx(average_precision_score(targets[:, 0], logits.numpy()[:, 0]))
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 4, size=(50, 6)).astype(np.float64)  # heavy ties
+    t = (rng.random((50, 6)) < 0.3).astype(int)
+    t[0] = 1
+    want = [average_precision_score(t[:, k], s[:, k]) for k in range(6)]
+    assert np.allclose(average_precision(s, t), want, atol=1e-12)
+    assert mean_average_precision(s, t) == pytest.approx(100 * np.mean(want))
+
+
+def test_evaluate_ranks_by_logits():
+    """A model whose scores all saturate after the sigmoid is still ranked correctly."""
+    from pvlr.module import evaluate
+
+    class Fixed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):
+            return x[:, :, 0, 0] + self.w
+
+    x = torch.tensor([40.0, 30.0, 20.0, 35.0]).view(4, 1, 1, 1)
+    y = torch.tensor([[0.0], [1.0], [0.0], [1.0]])
+    m = evaluate(Fixed(), [(x, y)])
+    # ranking 40(-) 35(+) 30(+) 20(-): AP = (1/2 + 2/3) / 2
+    assert m["mAP"] == pytest.approx(100 * (1 / 2 + 2 / 3) / 2)

@@ -1,4 +1,4 @@
-"""Multi-label metrics as the spec defines them."""
+"""Multi-label metrics: non-interpolated mAP (ties grouped as sklearn does) and the CP/CR/CF1/OP/OR/OF1 family."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ def _np(x) -> np.ndarray:
 
 
 def average_precision(scores, targets) -> np.ndarray:
-    """Per-class non-interpolated AP: rank by score, AP_k = (1/P_k) sum_{i positive} precision@rank(i).
+    """Per-class non-interpolated AP, with tied scores grouped as sklearn's ``average_precision_score``.
+
+    Rank class k's images by score; at every distinct score value t (a threshold "score >= t") take
+    precision P(t) and recall R(t), and AP_k = sum_t (R(t) - R(t_prev)) P(t). Without ties this is
+    (1/P_k) sum_{i positive} precision@rank(i); with ties, every image of a tied block is counted at the
+    block's end, so the order inside the block cannot change AP. Pass logits rather than sigmoids:
+    float32 sigmoids saturate to 1.0 and create ties the logits do not have.
 
     targets: 1 positive, 0 negative, -1 ignored (left out of class k's ranking). Classes without a
     positive get NaN. scores, targets: (N, C) -> (C,).
@@ -25,9 +31,12 @@ def average_precision(scores, targets) -> np.ndarray:
         if n_pos == 0:
             continue
         order = np.argsort(-sk, kind="stable")
-        hits = tk[order]
-        precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-        aps[k] = (precision * hits).sum() / n_pos
+        sk, hits = sk[order], tk[order]
+        ends = np.r_[np.flatnonzero(np.diff(sk)), len(sk) - 1]  # last index of each block of equal scores
+        tp = np.cumsum(hits)[ends]
+        precision = tp / (ends + 1)
+        recall_step = np.diff(np.r_[0.0, tp]) / n_pos
+        aps[k] = float((recall_step * precision).sum())
     return aps
 
 

@@ -50,19 +50,19 @@ class PVLRModule(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx: int) -> None:
         images, targets = batch
-        self._val.append((torch.sigmoid(self(images)).float().cpu(), targets.cpu()))
+        self._val.append((self(images).float().cpu(), targets.cpu()))  # logits: sigmoids saturate and tie
 
     def on_validation_epoch_end(self) -> None:
         if not self._val:
             return
-        scores = torch.cat([s for s, _ in self._val])
+        logits = torch.cat([s for s, _ in self._val])
         targets = torch.cat([t for _, t in self._val])
         self._val.clear()
         if self.trainer.world_size > 1:
-            scores = self.all_gather(scores).flatten(0, 1).cpu()
+            logits = self.all_gather(logits).flatten(0, 1).cpu()
             targets = self.all_gather(targets).flatten(0, 1).cpu()
-        prf = prf_metrics(scores, targets)
-        self.log("val/mAP", mean_average_precision(scores, targets), prog_bar=True, sync_dist=False)
+        prf = prf_metrics(torch.sigmoid(logits.double()), targets)
+        self.log("val/mAP", mean_average_precision(logits, targets), prog_bar=True, sync_dist=False)
         self.log("val/CF1", prf["CF1"])
         self.log("val/OF1", prf["OF1"])
 
@@ -89,14 +89,15 @@ class PVLRModule(pl.LightningModule):
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader) -> dict[str, float]:
-    """mAP and the threshold/top-3 metrics of ``model`` on ``loader`` (eval mode, CPU or model's device)."""
+    """mAP (ranked by logits) and the threshold/top-3 metrics (on sigmoid probabilities) of ``model`` on
+    ``loader`` (eval mode, on the model's device)."""
     was = model.training
     model.eval()
     dev = next(model.parameters()).device
     scores, targets = [], []
     for images, t in loader:
-        scores.append(torch.sigmoid(model(images.to(dev))).float().cpu())
+        scores.append(model(images.to(dev)).float().cpu())
         targets.append(t)
     model.train(was)
     s, t = torch.cat(scores), torch.cat(targets)
-    return {"mAP": mean_average_precision(s, t), **prf_metrics(s, t)}
+    return {"mAP": mean_average_precision(s, t), **prf_metrics(torch.sigmoid(s.double()), t)}

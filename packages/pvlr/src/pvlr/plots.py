@@ -21,7 +21,7 @@ def _scores(model, dm, limit: int | None = None):
     dev = next(model.parameters()).device
     imgs, scores, targets = [], [], []
     for x, t in dm.val_dataloader():
-        scores.append(torch.sigmoid(model(x.to(dev))).cpu())
+        scores.append(model(x.to(dev)).float().cpu())  # logits
         imgs.append(x)
         targets.append(t)
         if limit and sum(len(i) for i in imgs) >= limit:
@@ -31,7 +31,7 @@ def _scores(model, dm, limit: int | None = None):
 
 def plot_ap_per_class(path: Path, model, dm) -> None:
     _, s, t = _scores(model, dm)
-    ap = average_precision(s, t) * 100
+    ap = average_precision(s, t) * 100  # ranked by logits
     names = np.array(dm.classnames)
     keep = np.isfinite(ap)
     order = np.argsort(-ap[keep])
@@ -46,7 +46,8 @@ def plot_ap_per_class(path: Path, model, dm) -> None:
 
 
 def save_prediction_grid(path: Path, model, dm, threshold: float = 0.5, n: int = 12) -> None:
-    x, s, t = _scores(model, dm, limit=n)
+    x, logits, t = _scores(model, dm, limit=n)
+    s = torch.sigmoid(logits)
     cols = 4
     rows = (min(n, len(x)) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.6, rows * 2.9))
