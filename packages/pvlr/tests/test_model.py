@@ -104,3 +104,22 @@ def test_sine_positions():
     pe = sine_position_2d(2, 3, 8)
     assert pe.shape == (6, 8)
     assert torch.allclose(pe[0], torch.tensor([0.0, 0, 1, 1, 0, 0, 1, 1]))
+
+
+def test_text_encoding_stays_fp32_under_autocast(clip):
+    """KAP's K0 and CAP's prompt features come out of the frozen text tower in fp32, bit-equal to the
+    fp32 run, even inside a bf16 autocast region (AMP training)."""
+    torch.manual_seed(0)
+    cap = CAP(clip, NAMES, n_ctx=4, heads=2, ffn=64, conditional=True)
+    ref = cap.text_features()
+    ref_cond = cap.text_features(torch.ones(2, clip.embed_dim))
+    k_ref = KAP(clip, NAMES, heads=2, ffn=64).k0
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        feats = cap.text_features()
+        cond = cap.text_features(torch.ones(2, clip.embed_dim))
+        k0 = KAP(clip, NAMES, heads=2, ffn=64).k0
+        plain = clip.encode_text(clip.tokenize(["a photo of a red circle."]))
+    assert plain.dtype == torch.bfloat16  # autocast is really on for an unguarded call
+    assert feats.dtype == cond.dtype == k0.dtype == torch.float32
+    assert torch.equal(feats, ref) and torch.equal(k0, k_ref)
+    assert torch.allclose(cond, ref_cond, atol=1e-2)  # the meta-net itself runs under autocast

@@ -1,7 +1,8 @@
 """PVLR's components: visual encoders, KAP, CAP, IFM, DMA and the similarity head.
 
 Shapes: B batch, C classes, N visual tokens (HW), d model width (= the CLIP embedding width).
-Tags follow the spec: [A] abstract, [S] third-party summary, [R] reconstruction (a config switch).
+Tags: [A] stated in the paper's abstract, [S] a third-party summary of the paper, [R] our reconstruction
+(each such choice is a config switch, listed in the README).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def sine_position_2d(h: int, w: int, d: int, temperature: float = 10000.0) -> to
 
 class TinyCNN(nn.Module):
     """Three Conv3x3/stride-2 + BN + ReLU blocks (32, 64, 64 channels), a linear map to d and a learned
-    position embedding [spec 7]: images (B,3,H,W) -> tokens (B, H/8*W/8, d)."""
+    position embedding (the CPU toy encoder): images (B,3,H,W) -> tokens (B, H/8*W/8, d)."""
 
     def __init__(self, d: int, image_size: int = 64, channels: tuple[int, ...] = (32, 64, 64)):
         super().__init__()
@@ -51,7 +52,7 @@ class TinyCNN(nn.Module):
 
 class ResNetEncoder(nn.Module):
     """torchvision ResNet up to layer4 (optionally ImageNet weights from a local state_dict file),
-    flattened, Linear(C_feat -> d) and a 2D sine position encoding [spec 2]:
+    flattened, Linear(C_feat -> d) and a 2D sine position encoding (DETR-style, as Query2Label) [R]:
     images (B,3,H,W) -> tokens (B, H/32*W/32, d)."""
 
     def __init__(self, d: int, arch: str = "resnet101", weights: str | None = None):
@@ -97,6 +98,14 @@ class ClipVisionEncoder(nn.Module):
 
 
 # ----------------------------------------------------------------------------- prompting
+def encode_text_fp32(clip: nn.Module, embeds: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Frozen CLIP text features (B, d) in fp32 with autocast switched off: a text tower run in fp16/bf16
+    with learnable context gives NaNs or poor gradients (DualCoOp keeps CLIP in fp32 for this reason).
+    embeds (B, L, W_tok), ids (B, L)."""
+    with torch.autocast(embeds.device.type, enabled=False):
+        return clip.encode_text_embeddings(embeds.float(), ids).float()
+
+
 class LabelSelfAttention(nn.Module):
     """One pre-LN Transformer encoder layer over the C label tokens, no positional encoding, so the
     output is equivariant to the order of labels [R]: (C, d) -> (C, d)."""
@@ -118,8 +127,9 @@ class KAP(nn.Module):
 
     def __init__(self, clip: nn.Module, classnames: list[str], template: str = "a photo of a {}.", heads: int = 8, ffn: int | None = None):
         super().__init__()
+        ids = clip.tokenize([template.format(n) for n in classnames])
         with torch.no_grad():
-            k0 = clip.encode_text(clip.tokenize([template.format(n) for n in classnames])).float()
+            k0 = encode_text_fp32(clip, clip.token_embedding(ids), ids)
         self.register_buffer("k0", k0, persistent=False)
         self.relation = LabelSelfAttention(k0.shape[1], heads, ffn)
 
@@ -169,13 +179,16 @@ class CAP(nn.Module):
         suf = self.suffix[None].expand(b, -1, -1, -1)
         return torch.cat([pre, ctx, suf], dim=2).flatten(0, 1)
 
-    def forward(self, image_feature: torch.Tensor | None = None) -> torch.Tensor:
+    def text_features(self, image_feature: torch.Tensor | None = None) -> torch.Tensor:
+        """The prompts through the frozen text tower, always fp32: (C, d), or (B, C, d) with the meta-net."""
         if self.meta is None or image_feature is None:
-            t = self.clip.encode_text_embeddings(self.prompts(), self.ids).float()
-            return self.relation(t)
+            return encode_text_fp32(self.clip, self.prompts(), self.ids)
         b = image_feature.shape[0]
-        t = self.clip.encode_text_embeddings(self.prompts(self.meta(image_feature)), self.ids.repeat(b, 1)).float()
-        return self.relation(t.view(b, self.ids.shape[0], -1))
+        t = encode_text_fp32(self.clip, self.prompts(self.meta(image_feature)), self.ids.repeat(b, 1))
+        return t.view(b, self.ids.shape[0], -1)
+
+    def forward(self, image_feature: torch.Tensor | None = None) -> torch.Tensor:
+        return self.relation(self.text_features(image_feature))
 
 
 # ----------------------------------------------------------------------------- fusion and attention
@@ -324,7 +337,7 @@ class PVLR(nn.Module):
         self.classnames = list(classnames)
         d = clip.embed_dim
         clip.requires_grad_(False)
-        clip.eval()
+        clip.float().eval()  # the text tower stays fp32 (also under AMP, see encode_text_fp32)
         if cfg.visual == "cnn":
             self.visual = TinyCNN(d, cfg.image_size)
         elif cfg.visual.startswith("resnet"):
