@@ -58,6 +58,24 @@ def test_vote_all_and_valid():
     assert vote(vl, 0.7, "valid").tolist()[2] is False
 
 
+def test_official_vote_needs_the_mode_below_half():
+    # 10 views: n1 = 4 > 0.3 V in both columns; column 0 has 1 as its mode, column 1 has 0 (5 views)
+    vl = torch.full((10, 3), -1, dtype=torch.int8)
+    vl[:4, 0] = 1
+    vl[4:7, 0] = 0  # counts 1:4, 0:3, -1:3 -> mode 1
+    vl[:4, 1] = 1
+    vl[4:9, 1] = 0  # counts 1:4, 0:5, -1:1 -> mode 0
+    vl[:4, 2] = 1
+    vl[4:8, 2] = 0  # counts 1:4, 0:4, -1:2 -> tie, torch.mode gives 0
+    assert vote(vl, 0.3, "all").tolist() == [True, True, True]
+    assert vote(vl, 0.3, "official").tolist() == [True, False, False]
+    assert torch.mode(vl.long().T, 1).values.tolist() == [1, 0, 0]  # the rule it follows
+    vl2 = torch.full((10, 2), 0, dtype=torch.int8)
+    vl2[:8, 0] = 1
+    vl2[:7, 1] = 1
+    assert vote(vl2, 0.7, "official").tolist() == vote(vl2, 0.7, "all").tolist() == [True, False]
+
+
 def _cam(W=20, H=16, f=20.0):
     vm = torch.eye(4)
     vm[2, 3] = 5.0  # world origin at depth 5

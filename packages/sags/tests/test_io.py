@@ -109,6 +109,18 @@ def test_cameras_json_round_trip_and_projection(tmp_path):
     assert torch.allclose(o + z[0] * d, torch.zeros(3), atol=1e-4)  # unit camera-space z ray
 
 
+def test_cameras_json_keeps_the_principal_point(tmp_path):
+    K = torch.tensor([[50.0, 0, 20.5], [0, 52.0, 30.25], [0, 0, 1]])
+    cam = Camera(look_at(torch.tensor([2.0, 1.0, 1.5]), torch.zeros(3)), K, 64, 48, "v0")
+    save_cameras_json([cam], tmp_path / "cameras.json")
+    d = json.loads((tmp_path / "cameras.json").read_text())[0]
+    assert d["cx"] == 20.5 and d["cy"] == 30.25
+    assert torch.equal(load_cameras_json(tmp_path / "cameras.json")[0].K, K)
+    del d["cx"], d["cy"]  # INRIA's own files: principal point at the image centre
+    (tmp_path / "inria.json").write_text(json.dumps([d]))
+    assert load_cameras_json(tmp_path / "inria.json")[0].K[:2, 2].tolist() == [32.0, 24.0]
+
+
 def test_cameras_without_intrinsics(tmp_path):
     (tmp_path / "cameras.json").write_text(
         json.dumps(

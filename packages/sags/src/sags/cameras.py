@@ -89,7 +89,11 @@ def scene_scale(cams: list[Camera]) -> float:
 
 # ---------------------------------------------------------------- INRIA cameras.json
 def save_cameras_json(cams: list[Camera], path: str | Path) -> Path:
-    """INRIA layout: [{id, img_name, width, height, position, rotation (c2w 3×3), fx, fy}]."""
+    """INRIA layout: [{id, img_name, width, height, position, rotation (c2w 3×3), fx, fy}].
+
+    The principal point is added as ``cx``, ``cy`` (INRIA's writer omits it and assumes the image
+    centre; readers that ignore extra keys still load the file).
+    """
     out = []
     for i, c in enumerate(cams):
         R = c.viewmat[:3, :3]
@@ -103,6 +107,8 @@ def save_cameras_json(cams: list[Camera], path: str | Path) -> Path:
                 "rotation": R.T.tolist(),
                 "fx": float(c.K[0, 0]),
                 "fy": float(c.K[1, 1]),
+                "cx": float(c.K[0, 2]),
+                "cy": float(c.K[1, 2]),
             }
         )
     with atomic_path(path) as tmp:
@@ -111,7 +117,7 @@ def save_cameras_json(cams: list[Camera], path: str | Path) -> Path:
 
 
 def load_cameras_json(path: str | Path) -> list[Camera]:
-    """Read INRIA ``cameras.json`` (principal point at the image centre)."""
+    """Read INRIA ``cameras.json``; the principal point is ``cx``/``cy`` when given, else the image centre."""
     p = require_file(path, "cameras.json")
     try:
         data = json.loads(p.read_text())
@@ -130,7 +136,8 @@ def load_cameras_json(path: str | Path) -> list[Camera]:
         m[:3, :3] = c2w_R.T
         m[:3, 3] = -c2w_R.T @ pos
         w, h = int(d["width"]), int(d["height"])
-        K = torch.tensor([[float(d["fx"]), 0, w / 2], [0, float(d["fy"]), h / 2], [0, 0, 1.0]])
+        cx, cy = float(d.get("cx", w / 2)), float(d.get("cy", h / 2))
+        K = torch.tensor([[float(d["fx"]), 0, cx], [0, float(d["fy"]), cy], [0, 0, 1.0]])
         cams.append(Camera(m, K, w, h, str(d.get("img_name", i))))
     return cams
 

@@ -68,7 +68,10 @@ def segment_main(argv: list[str]) -> int:
     p.add_argument("--lift", default="depth", choices=["depth", "nearest"])
     p.add_argument("--tau", type=float, default=0.7)
     p.add_argument(
-        "--vote-denominator", default="all", choices=["all", "valid"], help="valid: for 360-degree captures"
+        "--vote-denominator",
+        default="official",
+        choices=["official", "all", "valid"],
+        help="official: the mode must be 1 and n1 > tau*V; all: n1 > tau*V; valid: for 360-degree captures",
     )
     p.add_argument("--occlusion-test", action="store_true")
     p.add_argument("--no-gd", action="store_true", help="skip Gaussian Decomposition")
@@ -223,7 +226,7 @@ def eval_main(argv: list[str]) -> int:
             raise InputError(
                 mp, f"mask is {m.shape[1]}x{m.shape[0]}, camera {v} is {cams[v].width}x{cams[v].height}"
             )
-        gts.append(torch.from_numpy(m > 127))
+        gts.append(torch.from_numpy(m > 0))  # any non-zero value is object (0/1 and 0/255 masks)
     preds = render_masks(splats, lab, [cams[v] for v in views], a.mode)
     miou, macc = mean_iou_acc(preds, gts)
     res = {"mIoU": miou, "mAcc": macc, "views": views}

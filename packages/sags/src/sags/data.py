@@ -101,14 +101,55 @@ def _read_images(cams: list[Camera], factor: int, white_bg: bool) -> Tensor:
     return torch.stack(imgs)
 
 
-def _rescale(cams: list[Camera], factor: int, images: Tensor) -> list[Camera]:
+def _rescale(cams: list[Camera], images: Tensor) -> list[Camera]:
+    """Cameras resized to the images actually loaded.
+
+    K is scaled by (W_img / W_cam, H_img / H_cam) whatever the folder is called: LLFF's ``images_4``
+    holds downsampled images while ``sparse/0`` keeps the full-resolution intrinsics, and ``factor``
+    downsamples again on load. Scaling fx and cx together keeps the principal point in the image.
+    """
     out = []
     H, W = images.shape[1:3]
     for c in cams:
         K = c.K.clone()
-        if factor > 1:
-            K[:2] /= factor
+        K[0] *= W / c.width
+        K[1] *= H / c.height
         out.append(Camera(c.viewmat, K, W, H, c.name, c.image_path))
+    return out
+
+
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+
+
+def _image_files(d: Path) -> list[str]:
+    return sorted(
+        str(p.relative_to(d)) for p in d.rglob("*") if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES
+    )
+
+
+def _match_images(cams: list[Camera], root: Path, img_dir: Path) -> list[Camera]:
+    """Point every camera at its file in ``img_dir``.
+
+    Downsampled folders (LLFF ``images_4``) may rename the files that COLMAP registered (another
+    extension, or ``image000.png`` for ``IMG_4026.JPG``). As gsplat's COLMAP parser does, files are
+    then matched by position: the sorted COLMAP image folder (``root/images``, else the registered
+    names) against the sorted files of ``img_dir``, when both hold the same number of images.
+    """
+    if all(c.image_path is not None and c.image_path.is_file() for c in cams):
+        return cams
+    files = _image_files(img_dir)
+    src = root / "images"
+    ref = _image_files(src) if src.is_dir() and src.resolve() != img_dir.resolve() else []
+    if len(ref) != len(files):
+        ref = sorted(c.image_path.relative_to(img_dir).as_posix() for c in cams if c.image_path is not None)
+    if not files or len(ref) != len(files):
+        return cams
+    to_file = dict(zip(ref, files))
+    out = []
+    for c in cams:
+        rel = c.image_path.relative_to(img_dir).as_posix() if c.image_path is not None else None
+        path = img_dir / to_file[rel] if rel in to_file else c.image_path
+        out.append(Camera(c.viewmat, c.K, c.width, c.height, c.name, path))
     return out
 
 
@@ -122,6 +163,7 @@ def load_colmap_scene(
         sparse = r / "sparse"
     img_dir = require_dir(r / images, "image folder")
     cams, xyz, rgb = read_colmap(sparse, img_dir)
+    cams = _match_images(cams, r, img_dir)
     missing = [c.image_path for c in cams if c.image_path is None or not c.image_path.is_file()]
     if len(missing) == len(cams):
         raise InputError(
@@ -133,7 +175,7 @@ def load_colmap_scene(
     if normalize_world:
         cams, xyz, _ = normalize(cams, xyz)
     imgs = _read_images(cams, factor, white_bg=False)
-    return PosedImages(imgs, _rescale(cams, factor, imgs), xyz, rgb, (0.0, 0.0, 0.0))
+    return PosedImages(imgs, _rescale(cams, imgs), xyz, rgb, (0.0, 0.0, 0.0))
 
 
 def load_blender_scene(transforms: str | Path, factor: int = 1, white_background: bool = True) -> PosedImages:
@@ -147,4 +189,4 @@ def load_blender_scene(transforms: str | Path, factor: int = 1, white_background
         raise InputError(missing[0], "image listed in transforms.json is missing")
     imgs = _read_images(cams, factor, white_background)
     bg = (1.0, 1.0, 1.0) if white_background else (0.0, 0.0, 0.0)
-    return PosedImages(imgs, _rescale(cams, factor, imgs), None, None, bg)
+    return PosedImages(imgs, _rescale(cams, imgs), None, None, bg)

@@ -35,7 +35,7 @@ class SegmentConfig:
     occlusion_abs: float = 0.01
     occlusion_test: bool = False  # [R] also apply the depth test in label assignment
     tau: float = 0.7  # voting threshold [C]
-    vote_denominator: str = "all"  # all [C] | valid [R]
+    vote_denominator: str = "official"  # official [C] | all | valid [R]
     gd: bool = True
     gd_mode: str = "split"  # split [R] | official [C]
     gd_stage: str = "after_vote"  # after_vote [R] | per_view
@@ -174,19 +174,26 @@ def assign_labels(
 
 
 def vote(view_labels: Tensor, tau: float = 0.7, denominator: str = "all") -> Tensor:
-    """Object iff the mode over {−1,0,1} is 1 and n₁ / V > τ (equivalently n₁ > τV) [C].
+    """Cross-view vote over per-view labels in {−1, 0, 1}. view_labels [V, N] int8 -> [N] bool.
 
-    ``denominator='valid'`` [R]: n₁ > τ·n_valid with n_valid ≥ max(3, 0.3 V).
-    view_labels [V, N] int8 -> [N] bool.
+    ``official`` [C]: the label is the mode over the V views (ties go to the smaller label, as
+    ``torch.mode`` does), and the Gaussian is object iff that mode is 1 and its count n₁ > τV. For
+    τ ≥ 0.5 the mode condition is implied by n₁ > τV; below 0.5 it also requires n₁ > n₀ and
+    n₁ > n₋₁. ``all``: n₁ > τV alone (the same as ``official`` for τ ≥ 0.5).
+    ``valid`` [R]: n₁ > τ·n_valid with n_valid ≥ max(3, 0.3 V).
     """
     V = view_labels.shape[0]
     n1 = (view_labels == 1).sum(0).float()
     if denominator == "all":
         return n1 > tau * V
+    if denominator == "official":
+        n0 = (view_labels == 0).sum(0).float()
+        nm = (view_labels == -1).sum(0).float()
+        return (n1 > tau * V) & (n1 > n0) & (n1 > nm)
     if denominator == "valid":
         nv = (view_labels >= 0).sum(0).float()
         return (n1 > tau * nv) & (nv >= max(3.0, 0.3 * V))
-    raise VislabError(f"unknown vote_denominator {denominator!r} (all, valid)")
+    raise VislabError(f"unknown vote_denominator {denominator!r} (official, all, valid)")
 
 
 def _jacobian(means_c: Tensor, K: Tensor) -> Tensor:
