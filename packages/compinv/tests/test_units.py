@@ -107,3 +107,21 @@ def test_strip_identifiers_and_prompts():
     assert len(coco) == 80 and "teddy bear" in coco
     ps = composition_prompts(["backpack", "{concept} in a box"], "<c> cat", "{concept} and {object}")
     assert ps == ["<c> cat and backpack", "<c> cat in a box"]
+
+
+def test_paper_preset_is_the_official_single_anchor_release():
+    """``paper``: the official TI script (one anchor, prompts with the first vector only, 0.05 / 0.95, 3 vectors from
+    "cat", LR 0.005 scaled by batch 4 x accumulation 2, 5000 steps, seed 8888); ``paper_multi``: the several-anchor form."""
+    from vislab.run import list_presets, load_preset
+
+    assert {"default", "paper", "paper_multi"} <= set(list_presets("compinv"))
+    p = load_preset("compinv", "paper")
+    inv = p["inversion"]
+    assert (inv["anchor_mode"], inv["placeholder_expansion"], p["sampling"]["expand_placeholder"]) == ("single", "official", False)
+    assert (inv["alpha_rec"], inv["alpha_anc"], inv["num_vectors"], inv["lr"], inv["scale_lr"]) == (0.05, 0.95, 3, 0.005, True)
+    assert (inv["batch_size"], p["trainer"]["accumulate_grad_batches"], p["trainer"]["max_steps"], p["seed"]) == (4, 2, 5000, 8888)
+    assert p["concept"]["anchors"][0] == p["concept"]["initializer"] == "cat"
+    m = load_preset("compinv", "paper_multi")
+    assert (m["inversion"]["anchor_mode"], m["inversion"]["placeholder_expansion"]) == ("multi", "all")
+    assert {k: v for k, v in m["inversion"].items() if k not in ("anchor_mode", "placeholder_expansion")} == \
+        {k: v for k, v in inv.items() if k not in ("anchor_mode", "placeholder_expansion")}
