@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 from vislab import faces as F
 from vislab.errors import InputError
+from vislab.faces import layouts as L
 from vislab.faces import readers as RD
 
 
@@ -28,7 +29,7 @@ def test_cli_writes_grid_and_layouts(layout):
 
 
 def test_mcio_reader_reads_back_the_toy_data(layout):
-    ds = RD.mcio_dataset(layout / "MCIO", "O-C-I@M", "train", frames=2, size=32)
+    ds = L.mcio_dataset(layout / "MCIO", "O-C-I@M", "train", frames=2, size=32)
     toy = F.ToyFaces(domains=("O", "C", "I"), attacks=("print", "replay"), identities=4, split="train", frames=2, size=32)
     assert len(ds) == len(toy) and not ds.errors
     assert ds.live.sum() == toy.live.sum()
@@ -37,41 +38,41 @@ def test_mcio_reader_reads_back_the_toy_data(layout):
     it = ds[0]
     j = next(k for k, r in enumerate(toy.records) if r.domain == "O" and r.identity == 0 and r.attack == "live" and r.video_index == 0 and r.frame == 0)
     assert torch.equal(it["image"], toy[j]["image"])
-    test = RD.mcio_dataset(layout / "MCIO", "O-C-I@M", "test", size=32)
+    test = L.mcio_dataset(layout / "MCIO", "O-C-I@M", "test", size=32)
     assert {test[i]["domain"] for i in range(len(test))} == {"M"}
     assert set(test.labels.tolist()) == {0, 1}
 
 
 def test_oulu_reader_reads_videos(layout):
-    ds = RD.oulu_dataset(layout / "OULU-NPU", 1, "train", frames=2, size=32)
+    ds = L.oulu_dataset(layout / "OULU-NPU", 1, "train", frames=2, size=32)
     assert len(ds) > 0 and not ds.errors
     attacks = {ds[i]["attack"] for i in range(len(ds))}
     assert attacks == {"live", "print", "replay"}
     assert all(v.endswith(".avi") for v in ds.videos)
-    one = RD.oulu_dataset(layout / "OULU-NPU", 1, "train", frames=1, size=32)
+    one = L.oulu_dataset(layout / "OULU-NPU", 1, "train", frames=1, size=32)
     assert len(one) == len(ds) // 2
 
 
 def test_uniattack_reader_protocol_semantics(layout):
     root = layout / "UniAttackData"
-    p21_train = RD.uniattack_dataset(root, "p2.1", "train", size=32)
-    p21_test = RD.uniattack_dataset(root, "p2.1", "test", size=32)
-    p22_train = RD.uniattack_dataset(root, "p2.2", "train", size=32)
-    p22_test = RD.uniattack_dataset(root, "UniAttackData@p2.2", "test", size=32)
+    p21_train = L.uniattack_dataset(root, "p2.1", "train", size=32)
+    p21_test = L.uniattack_dataset(root, "p2.1", "test", size=32)
+    p22_train = L.uniattack_dataset(root, "p2.2", "train", size=32)
+    p22_test = L.uniattack_dataset(root, "UniAttackData@p2.2", "test", size=32)
     assert set(p21_train.labels.tolist()) == {0, 2, 3}  # unseen physical: none in training
     assert set(p21_test.labels.tolist()) == {0, 1}
     assert set(p22_train.labels.tolist()) == {0, 1}  # unseen digital
     assert set(p22_test.labels.tolist()) == {0, 2, 3}
-    p1 = RD.uniattack_dataset(root, "p1", "train", size=32)
+    p1 = L.uniattack_dataset(root, "p1", "train", size=32)
     assert set(p1.labels.tolist()) == {0, 1, 2, 3}
     assert abs(int(p1.live.sum()) * 2 - len(p1)) == 0  # live : attack = 1 : 1
-    vid = RD.uniattack_dataset(root, "p1", "dev", kind="video", frames=2, size=32)
-    assert len(vid) == len(RD.uniattack_dataset(root, "p1", "dev", size=32))
+    vid = L.uniattack_dataset(root, "p1", "dev", kind="video", frames=2, size=32)
+    assert len(vid) == len(L.uniattack_dataset(root, "p1", "dev", size=32))
 
 
 def test_random_frame_sampling_gives_one_item_per_video(layout):
-    ds = RD.mcio_dataset(layout / "MCIO", "O-C-I@M", "train", sampling="random", size=32)
-    uni = RD.mcio_dataset(layout / "MCIO", "O-C-I@M", "train", frames=2, size=32)
+    ds = L.mcio_dataset(layout / "MCIO", "O-C-I@M", "train", sampling="random", size=32)
+    uni = L.mcio_dataset(layout / "MCIO", "O-C-I@M", "train", frames=2, size=32)
     assert len(ds) * 2 == len(uni)
     torch.manual_seed(0)
     assert ds[0]["frame"] in (0, 1)
@@ -103,27 +104,32 @@ def test_bad_lines_and_files_are_reported_and_the_rest_loaded(tmp_path):
         "v_corrupt 1\n"  # 9: one corrupt frame (the other loads)
         "notes.csv 1\n"  # 10: neither folder, video nor image
     )
-    ds = RD.read_list_dataset(lf, label_format="binary", frames=3, size=16)
+    with pytest.raises(InputError, match=r"5 of 8 entries unusable; first problem: .*list.txt:5:"):
+        L.read_list_dataset(lf, label_format="binary", frames=3, size=16)
+    for k in range(3, 9):  # more good videos: the bad lines become a minority, reported with a count
+        _frames(tmp_path / f"v_ok{k}")
+    lf.write_text(lf.read_text() + "".join(f"v_ok{k} {k % 2}\n" for k in range(3, 9)))
+    ds = L.read_list_dataset(lf, label_format="binary", frames=3, size=16)
     assert len(ds.errors) == 6
     msgs = "\n".join(ds.errors)
     for n in (5, 6, 7, 8, 10):
         assert f"list.txt:{n}:" in msgs
     assert "list.txt:9:" in msgs and "001.png" in msgs and "cannot read image" in msgs
-    assert ds.stats["lines"] == 8 and ds.stats["videos"] == 3 and ds.stats["skipped"] == 5
-    assert len(ds) == 3 + 3 + 1
+    assert ds.stats["lines"] == 14 and ds.stats["videos"] == 9 and ds.stats["skipped"] == 5
+    assert len(ds) == 3 + 3 + 1 + 6 * 3
     assert ds[0]["image"].shape == (3, 16, 16)
-    assert ds.live.tolist().count(1) == 3
+    assert ds.live.tolist().count(1) == 3 + 3 * 3
 
 
 def test_nothing_usable_raises_input_error(tmp_path):
     lf = tmp_path / "list.txt"
     lf.write_text("missing 0\n")
     with pytest.raises(InputError, match="no usable"):
-        RD.read_list_dataset(lf)
+        L.read_list_dataset(lf)
     with pytest.raises(InputError, match="not found"):
-        RD.read_list_dataset(tmp_path / "nope.txt")
+        L.read_list_dataset(tmp_path / "nope.txt")
     with pytest.raises(InputError, match="dg_protocol"):
-        RD.mcio_dataset(tmp_path, "O-C-I@M", "train")
+        L.mcio_dataset(tmp_path, "O-C-I@M", "train")
 
 
 def test_label_formats():
@@ -149,14 +155,14 @@ def test_crop_from_box_files(tmp_path):
     (v / "boxes.txt").write_text("0 30 20 20 20\n1 30 20 20 20\nthis is bad\n")
     lf = tmp_path / "l.txt"
     lf.write_text("vid 0\n")
-    ds = RD.read_list_dataset(lf, crop="boxes", margin=0.0, size=20, frames=2)
+    ds = L.read_list_dataset(lf, crop="boxes", margin=0.0, size=20, frames=2)
     assert float(ds[0]["image"].min()) == 1.0  # exactly the white box
     assert any("boxes.txt:3" in e for e in ds.errors)
-    ds2 = RD.read_list_dataset(lf, crop="boxes", margin=1.0, size=20, frames=2)
+    ds2 = L.read_list_dataset(lf, crop="boxes", margin=1.0, size=20, frames=2)
     assert 0.2 < float(ds2[0]["image"].mean()) < 0.35  # box = 1/4 of the enlarged crop's area
     (v / "boxes.txt").unlink()
     with pytest.raises(InputError, match="no usable"):
-        RD.read_list_dataset(lf, crop="boxes")
+        L.read_list_dataset(lf, crop="boxes")
 
 
 def test_crop_box_pads_outside_the_image():
@@ -187,17 +193,7 @@ def test_mcio_paths_relative_to_the_dataset_folder(tmp_path):
     _frames(tmp_path / "MSU" / "attack" / "v2")
     (tmp_path / "dg_protocol").mkdir()
     (tmp_path / "dg_protocol" / "MSU_video_test.txt").write_text("real/v1 0\nattack/v2 1\n")
-    ds = RD.mcio_dataset(tmp_path, "O-C-I@M", "test", frames=2, size=8)
+    ds = L.mcio_dataset(tmp_path, "O-C-I@M", "test", frames=2, size=8)
     assert len(ds) == 4 and ds.live.tolist() == [1, 1, 0, 0] and ds[0]["domain"] == "M"
 
 
-def test_flip_layout_groups_frames_by_video(tmp_path):
-    for cls, v in (("real", "a"), ("real", "b"), ("fake", "c")):
-        d = tmp_path / "msu" / "test" / cls
-        d.mkdir(parents=True, exist_ok=True)
-        for k in range(2):
-            Image.fromarray(np.full((8, 8, 3), 50, np.uint8)).save(d / f"{v}_frame{k}.png")
-    ds = RD.flip_dataset(tmp_path, "msu", "test", frames=2, size=8)
-    assert ds.stats["videos"] == 3 and len(ds) == 6 and ds.live.tolist() == [1, 1, 1, 1, 0, 0]
-    with pytest.raises(InputError):
-        RD.flip_dataset(tmp_path, "msu", "train")

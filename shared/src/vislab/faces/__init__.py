@@ -7,8 +7,10 @@
   ``frame``, ``depth`` (1,H,W).
 * protocols: :func:`leave_one_domain_out` (O/C/I/M), :func:`uniattack_protocol` (p1, p2.1, p2.2).
 * attacks and domains as separate seedable transforms: :data:`ATTACKS`, :data:`DOMAINS`, :func:`camera`.
-* real-dataset readers (:mod:`vislab.faces.readers`): :func:`mcio_dataset`, :func:`flip_dataset`,
-  :func:`oulu_dataset`, :func:`uniattack_dataset`, :func:`read_list_dataset` -> :class:`FaceFrames`.
+* real-dataset readers, one per published layout (:mod:`vislab.faces.layouts`): :func:`mcio_dataset`
+  (CASIA-FAS-Benchmark lists), :func:`flip_dataset`, :func:`oulu_dataset`, :func:`casia_fasd_dataset`,
+  :func:`replay_attack_dataset`, :func:`msu_mfsd_dataset`, :func:`siw_dataset`, :func:`uniattack_dataset`,
+  :func:`read_list_dataset` -> :class:`FaceFrames` (:mod:`vislab.faces.readers`).
 * ``vislab toy faces --out DIR`` (:mod:`vislab.faces.cli`), the CNN signal check (:mod:`vislab.faces.check`).
 
 See ``README.md`` in this folder for the conventions and the layouts.
@@ -27,6 +29,19 @@ from vislab.faces.attacks import (
     get_attack,
 )
 from vislab.faces.domains import DOMAINS, MCIO, Domain, camera, get_domain
+from vislab.faces.layouts import (
+    casia_fasd_dataset,
+    flip_dataset,
+    lab_dataset,
+    mcio_dataset,
+    msu_mfsd_dataset,
+    oulu_dataset,
+    read_list_dataset,
+    replay_attack_dataset,
+    resolve_protocol,
+    siw_dataset,
+    uniattack_dataset,
+)
 from vislab.faces.protocols import (
     UNIATTACK_PROTOCOLS,
     leave_one_domain_out,
@@ -34,14 +49,7 @@ from vislab.faces.protocols import (
     uniattack_attacks,
     uniattack_protocol,
 )
-from vislab.faces.readers import (
-    FaceFrames,
-    flip_dataset,
-    mcio_dataset,
-    oulu_dataset,
-    read_list_dataset,
-    uniattack_dataset,
-)
+from vislab.faces.readers import FaceFrames
 from vislab.faces.toy import (
     FaceRecord,
     ToyFaces,
@@ -52,6 +60,12 @@ from vislab.faces.toy import (
 )
 
 __all__ = [
+    "siw_dataset",
+    "resolve_protocol",
+    "replay_attack_dataset",
+    "msu_mfsd_dataset",
+    "lab_dataset",
+    "casia_fasd_dataset",
     "ADVERSARIAL",
     "ALL_ATTACKS",
     "ATTACKS",

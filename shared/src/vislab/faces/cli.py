@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args) -> int:
     from pathlib import Path
 
-    from vislab.faces import readers
+    from vislab.faces import layouts as readers
     from vislab.faces.export import write_toy_layout
 
     t0 = time.time()

@@ -1,32 +1,27 @@
-"""Readers for the real face anti-spoofing layouts (users bring the data; nothing is downloaded).
+"""Core of the real-data readers: list parsing, :class:`FaceFrames`, face boxes and crops.
 
-Supported layouts:
+The per-dataset layouts (each with its source) live in :mod:`vislab.faces.layouts`; nothing is downloaded.
 
-* **List files** ``relative/path label`` per line (:func:`read_list_dataset`), where a path is a
+List formats understood here:
+
+* **List files** ``relative/path label`` per line (:func:`parse_list_file`), where a path is a
   frame folder, a video file (.avi/.mov/.mp4/...), or an image; the label format is one of
   ``"binary"`` (0 live, 1 attack: the CASIA-FAS-Benchmark ``dg_protocol`` lists), ``"uniattack"``
   (0 live, 1 physical, 2 adversarial, 3 digital editing), ``"live1"`` (1 live, 0 spoof) or ``"oulu"``
   (``+1,<name>`` / ``-1,<name>`` ... : +1 live, -1/-2 print, -3/-4 replay; comma separated, label first).
-* **CASIA-FAS-Benchmark / MCIO** (:func:`mcio_dataset`): ``<root>/<DATASET>/<video_dir>/<frames>``
-  and ``<root>/dg_protocol/<DATASET>_video_{train,dev,test}.txt``; a protocol string ``"O-C-I@M"``
-  (or full names ``"OULU-CASIA-REPLAY@MSU"``) selects sources (train/dev split) or the target (test).
-* **FLIP MCIO** (:func:`flip_dataset`): ``<root>/<dataset>/{train,test}/{real,fake}/<video>_frame<k>.png``.
-* **OULU-NPU** (:func:`oulu_dataset`): ``<root>/Protocols/Protocol_<p>/<Train|Dev|Test>[_<fold>].txt``
-  and the videos ``<root>/<Train|Dev|Test>_files/<name>.avi`` (or frame folders of that name).
-* **UniAttackData** (:func:`uniattack_dataset`): ``<root>/protocol/UniAttackData@<p>_<image|video>_<split>.txt``
-  with paths relative to ``<root>`` (``Data/live/...``) and detailed labels 0-3.
 
 Frames: ``frames=N`` evenly spaced frames per video, one item each (``sampling="uniform"``), or one
 item per video with a random frame at every access (``sampling="random"``, for training).
 Face crop: ``crop=None`` (frames are already aligned crops, the common benchmark layout), ``"boxes"``
-(per-video box files: ``<video>.face``, ``<video_dir>.face`` or ``<video_dir>/boxes.txt``, lines
-``frame x y w h`` or ``x y w h`` as Replay-Attack's face-locations files), or ``"detect"`` (the LBP
+(the layout's face-location file, see :func:`read_box_file`; elsewhere ``<video>.face`` or
+``<video_dir>/boxes.txt`` with ``frame x y w h`` lines), or ``"detect"`` (the LBP
 frontal-face cascade that scikit-image ships, in OpenCV's XML format; the largest detection; a
 centre crop, counted in ``stats["no_face"]``, when none is found).
 
-Bad input: every malformed list line or unreadable/missing file gives **one** clear message
-(``file:line: problem``) in ``dataset.errors`` (also logged as a warning); the rest is still loaded and
-counted in ``dataset.stats``. A dataset with nothing usable raises :class:`vislab.errors.InputError`.
+Bad input: every malformed list line, missing video or video without frames gives one message
+(``file:line: problem``) in ``dataset.errors``. When at most a minority of the entries is bad, one
+warning gives their count and the first messages and the rest is loaded (counted in ``dataset.stats``);
+when half or more are bad, :class:`vislab.errors.InputError` names the first bad line.
 """
 
 from __future__ import annotations
@@ -64,6 +59,9 @@ class VideoEntry:
     kind: str = "folder"  # "folder" | "video" | "image" | "files" (frames listed in ``frames`` already)
     frames: list = field(default_factory=list)  # frame files (folder/image) or frame indices (video)
     boxes: dict | None = None  # frame index -> (x, y, w, h)
+    box_file: Path | None = None  # the layout's face-location file for this video (None: look beside it)
+    box_format: str = "xywh"  # "xywh" (frame x y w h), "xyxy" (x1 y1 x2 y2 per frame) or "eyes" (frame, xL, yL, xR, yR)
+    max_frame: int | None = None  # only frames before this index (SiW protocol 1 trains on the first 60)
 
     @property
     def live(self) -> int:
@@ -109,26 +107,57 @@ def _resolve(rel: str, bases: Sequence[Path]) -> Path | None:
     return None
 
 
-def read_box_file(path: Path, errors: list[str]) -> dict[int, tuple[float, float, float, float]]:
-    """Boxes per frame from ``frame x y w h`` / ``x y w h`` lines (comma or whitespace separated)."""
+def eyes_to_box(xl: float, yl: float, xr: float, yr: float) -> tuple[float, float, float, float]:
+    """Face box ``(x, y, w, h)`` from two eye centres: a square of side 2.5 d (d = inter-ocular distance)
+    centred 0.4 d below the eyes' midpoint (our choice; the crop then adds its margin)."""
+    d = float(np.hypot(xr - xl, yr - yl))
+    cx, cy = (xl + xr) / 2, (yl + yr) / 2 + 0.4 * d
+    side = 2.5 * d
+    return cx - side / 2, cy - side / 2, side, side
+
+
+def read_box_file(path: Path, errors: list[str], fmt: str = "xywh") -> dict[int, tuple[float, float, float, float]]:
+    """Face boxes ``{frame: (x, y, w, h)}`` from a face-location file (comma or whitespace separated).
+
+    ``fmt``: ``"xywh"`` -- ``frame x y w h`` or ``x y w h`` lines (Idiap Replay-Attack's ``face-locations``);
+    ``"xyxy"`` -- ``x1 y1 x2 y2`` per frame, line k = frame k (SiW's ``.face`` files);
+    ``"eyes"`` -- ``frame, xL, yL, xR, yR`` eye centres (OULU-NPU's per-video ``.txt``), turned into a box
+    by :func:`eyes_to_box`. Rows of zeros (no face found) are skipped.
+    """
     boxes: dict[int, tuple[float, float, float, float]] = {}
     try:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as e:
-        errors.append(f"{path}: cannot read box file ({e.__class__.__name__})")
+        errors.append(f"{path}: cannot read face-location file ({e.__class__.__name__})")
         return boxes
+    k = -1
     for n, line in enumerate(lines, 1):
         s = line.strip()
         if not s or s.startswith("#"):
             continue
-        parts = re.split(r"[,\s]+", s)
+        k += 1
         try:
-            vals = [float(p) for p in parts]
+            vals = [float(p) for p in re.split(r"[,\s]+", s)]
         except ValueError:
-            errors.append(f"{path}:{n}: box line {s!r} is not numbers")
+            errors.append(f"{path}:{n}: face-location line {s!r} is not numbers")
             continue
-        if len(vals) == 4:
-            f, (x, y, w, h) = len(boxes), vals
+        if fmt == "eyes":
+            if len(vals) != 5:
+                errors.append(f"{path}:{n}: eye-position line needs 'frame, xL, yL, xR, yR', got {len(vals)} numbers")
+                continue
+            f, xl, yl, xr, yr = vals
+            if xl == xr and yl == yr:
+                continue
+            boxes[int(f)] = eyes_to_box(xl, yl, xr, yr)
+            continue
+        if fmt == "xyxy":
+            if len(vals) != 4:
+                errors.append(f"{path}:{n}: face line needs 'x1 y1 x2 y2', got {len(vals)} numbers")
+                continue
+            x1, y1, x2, y2 = vals
+            f, x, y, w, h = k, x1, y1, x2 - x1, y2 - y1
+        elif len(vals) == 4:
+            f, (x, y, w, h) = k, vals
         elif len(vals) == 5:
             f, x, y, w, h = int(vals[0]), *vals[1:]
         else:
@@ -141,10 +170,21 @@ def read_box_file(path: Path, errors: list[str]) -> dict[int, tuple[float, float
 
 
 def _box_file_for(path: Path) -> Path | None:
-    for cand in (path.with_suffix(".face"), Path(str(path) + ".face"), path / "boxes.txt" if path.is_dir() else None, path.with_suffix(".txt") if path.suffix else None):
+    """A generic box file beside a video: ``<video>.face``, ``<video>.<ext>.face`` or ``<folder>/boxes.txt``
+    (a ``<video>.txt`` is not taken: in OULU-NPU it holds eye positions, read by :func:`oulu_dataset`)."""
+    for cand in (path.with_suffix(".face"), Path(str(path) + ".face"), path / "boxes.txt" if path.is_dir() else None):
         if cand is not None and cand.is_file() and cand != path:
             return cand
     return None
+
+
+def frame_dir(path: Path) -> Path:
+    """The folder holding a video's frames: ``<video>/crop/``, else ``<video>/color/``, else ``<video>/``
+    (the CASIA-FAS-Benchmark loader's order)."""
+    for sub in ("crop", "color"):
+        if (path / sub).is_dir():
+            return path / sub
+    return path
 
 
 def _video_frame_count(path: Path) -> int:
@@ -310,20 +350,25 @@ class FaceFrames(Dataset):
             else:
                 self.items.extend((vi, k) for k in range(len(e.frames)))
         self.stats["frames"] = sum(len(e.frames) for e in ok)
-        for msg in self.errors:
-            log.warning(msg)
-        if self.errors:
-            log.warning("%s: %d problem(s); loaded %d of %d entries", name, len(self.errors), len(ok), self.stats["lines"])
         if not self.items:
             first = f" (first problem: {self.errors[0]})" if self.errors else ""
             raise InputError(name, f"no usable videos or frames: {len(self.errors)} problem(s){first}")
+        bad = self.stats["skipped"]
+        if bad and bad * 2 >= self.stats["lines"]:
+            raise InputError(name, f"{bad} of {self.stats['lines']} entries unusable; first problem: {self.errors[0]}")
+        if self.errors:
+            shown = "; ".join(self.errors[:3]) + (f"; ... {len(self.errors) - 3} more" if len(self.errors) > 3 else "")
+            log.warning("%s: %d problem(s), %d of %d entries skipped: %s", name, len(self.errors), bad, self.stats["lines"], shown)
 
     def _prepare(self, e: VideoEntry, verify: str) -> bool:
         if e.kind == "folder":
-            files = sorted(f for f in e.path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            d = frame_dir(e.path)
+            files = sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
             if not files:
-                self.errors.append(f"{e.source}: frame folder {e.path} has no images")
+                self.errors.append(f"{e.source}: video {e.path} has no frames (no images in {d})")
                 return False
+            if e.max_frame is not None:
+                files = files[: e.max_frame]
             chosen = [files[i] for i in sample_indices(len(files), self.frames_per_video)] if self.sampling == "uniform" else files
         elif e.kind == "image":
             chosen = [e.path]
@@ -332,6 +377,8 @@ class FaceFrames(Dataset):
             chosen = [files[i] for i in sample_indices(len(files), self.frames_per_video)] if self.sampling == "uniform" else files
         else:
             n = _video_frame_count(e.path)
+            if n > 0 and e.max_frame is not None:
+                n = min(n, e.max_frame)
             if n <= 0:
                 self.errors.append(f"{e.source}: cannot read video {e.path}" if n < 0 else f"{e.source}: video {e.path} has no frames")
                 return False
@@ -349,11 +396,12 @@ class FaceFrames(Dataset):
                 return False
         e.frames = chosen
         if self.crop == "boxes":
-            bf = _box_file_for(e.path)
-            if bf is None:
-                self.errors.append(f"{e.source}: no face box file for {e.path} (expected {e.path.with_suffix('.face').name} or boxes.txt)")
+            bf = e.box_file if e.box_file is not None else _box_file_for(e.path)
+            if bf is None or not Path(bf).is_file():
+                want = bf if bf is not None else f"{e.path.with_suffix('.face').name} or boxes.txt"
+                self.errors.append(f"{e.source}: no face-location file for {e.path} (expected {want})")
                 return False
-            e.boxes = read_box_file(bf, self.errors)
+            e.boxes = read_box_file(Path(bf), self.errors, e.box_format)
             if not e.boxes:
                 self.errors.append(f"{e.source}: box file {bf} has no usable boxes")
                 return False
@@ -489,96 +537,3 @@ def to_tensor(img: np.ndarray, size: int) -> torch.Tensor:
         interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
         img = cv2.resize(np.ascontiguousarray(img), (size, size), interpolation=interp)
     return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
-
-
-# --------------------------------------------------------------------------------------------- layouts
-def read_list_dataset(list_files: str | Path | Sequence[str | Path], root: str | Path | None = None, label_format: str = "binary", domain: str = "", **kwargs) -> FaceFrames:
-    """Any ``path label`` list file(s) -> :class:`FaceFrames` (kwargs: frames, sampling, size, crop, ...)."""
-    files = [list_files] if isinstance(list_files, (str, Path)) else list(list_files)
-    entries, errors, n = [], [], 0
-    for lf in files:
-        e, _, k = parse_list_file(lf, root, label_format, domain, errors)
-        entries += e
-        n += k
-    return FaceFrames(entries, errors=errors, n_lines=n, name=str(files[0]) if len(files) == 1 else f"{len(files)} list files", **kwargs)
-
-
-def _mcio_name(root: Path, short: str) -> str:
-    for cand in (short, MCIO_NAMES.get(short, short), short.upper()):
-        if (root / "dg_protocol" / f"{cand}_video_train.txt").is_file() or (root / "dg_protocol" / f"{cand}_video_test.txt").is_file():
-            return cand
-    return MCIO_NAMES.get(short, short)
-
-
-def mcio_dataset(root: str | Path, protocol: str, split: str, **kwargs) -> FaceFrames:
-    """CASIA-FAS-Benchmark layout: ``"O-C-I@M"`` + split "train"/"dev" (sources) or "test" (target).
-
-    Domain letters map to the lab's dataset names (O OULU, C CASIA, I REPLAY, M MSU) unless a list
-    named after the letter itself exists; full names work too.
-    """
-    from vislab.faces.protocols import parse_protocol
-
-    r = Path(root).expanduser()
-    if not (r / "dg_protocol").is_dir():
-        raise InputError(r, "not a CASIA-FAS-Benchmark root (no dg_protocol/ folder)")
-    sources, target = parse_protocol(protocol)
-    if split not in ("train", "dev", "test"):
-        raise ValueError(f"split must be train, dev or test, got {split!r}")
-    names = [target] if split == "test" else sources
-    entries, errors, n = [], [], 0
-    for short in names:
-        ds = _mcio_name(r, short)
-        lf = r / "dg_protocol" / f"{ds}_video_{split}.txt"
-        if not lf.is_file():
-            errors.append(f"{lf}: protocol list not found")
-            continue
-        e, _, k = parse_list_file(lf, r, "binary", short, errors, extra_bases=[r / ds])  # or relative to <root>/<DATASET>
-        entries += e
-        n += k
-    return FaceFrames(entries, errors=errors, n_lines=n, name=f"{r} {protocol} {split}", **kwargs)
-
-
-def oulu_dataset(root: str | Path, protocol: str | int = 1, split: str = "train", fold: int | None = None, **kwargs) -> FaceFrames:
-    """OULU-NPU: ``Protocols/Protocol_<p>/<Split>[_<fold>].txt`` (``+1,1_1_01_1`` lines) over ``<Split>_files/``."""
-    r = Path(root).expanduser()
-    sp = {"train": "Train", "dev": "Dev", "test": "Test"}.get(split.lower())
-    if sp is None:
-        raise ValueError(f"split must be train, dev or test, got {split!r}")
-    name = f"{sp}_{fold}.txt" if fold is not None else f"{sp}.txt"
-    lf = r / "Protocols" / f"Protocol_{protocol}" / name
-    entries, errors, n = parse_list_file(lf, r / f"{sp}_files", "oulu", "O")
-    return FaceFrames(entries, errors=errors, n_lines=n, name=str(lf), **kwargs)
-
-
-def uniattack_dataset(root: str | Path, protocol: str = "p1", split: str = "train", kind: str = "image", **kwargs) -> FaceFrames:
-    """UniAttackData: ``<root>/protocol/UniAttackData@<protocol>_<kind>_<split>.txt``, labels 0-3."""
-    r = Path(root).expanduser()
-    p = protocol.lower().removeprefix("uniattackdata@")
-    if kind not in ("image", "video"):
-        raise ValueError(f"kind must be 'image' or 'video', got {kind!r}")
-    lf = r / "protocol" / f"UniAttackData@{p}_{kind}_{split}.txt"
-    entries, errors, n = parse_list_file(lf, r, "uniattack", "U")
-    kwargs.setdefault("frames", 1 if kind == "image" else 2)
-    return FaceFrames(entries, errors=errors, n_lines=n, name=str(lf), **kwargs)
-
-
-def flip_dataset(root: str | Path, dataset: str, split: str, **kwargs) -> FaceFrames:
-    """FLIP's MCIO layout: ``<root>/<dataset>/<split>/{real,fake}/<video>_frame<k>.png`` (split "train" or
-    "test"); frames of one video share the name before ``_frame<k>``."""
-    r = Path(root).expanduser() / dataset / split
-    if not r.is_dir():
-        raise InputError(r, "FLIP-layout folder not found (expected <root>/<dataset>/<split>/{real,fake})")
-    entries: list[VideoEntry] = []
-    errors: list[str] = []
-    for cls, (lab, attack) in (("real", (0, "live")), ("fake", (1, "attack"))):
-        d = r / cls
-        if not d.is_dir():
-            errors.append(f"{d}: folder not found")
-            continue
-        videos: dict[str, list[Path]] = {}
-        for f in sorted(d.iterdir()):
-            if f.suffix.lower() in IMAGE_SUFFIXES:
-                videos.setdefault(re.sub(r"_frame\d+$", "", f.stem), []).append(f)
-        for name, files in videos.items():
-            entries.append(VideoEntry(path=d / name, label=lab, attack=attack, domain=dataset, source=str(d / name), kind="files", frames=files))
-    return FaceFrames(entries, errors=errors, n_lines=len(entries) + len(errors), name=str(r), **kwargs)
