@@ -243,6 +243,11 @@ def test_q_sample_matches_formula():
 def test_smooth_frames():
     x = torch.tensor([[[0.0], [3.0], [6.0], [0.0]]])
     assert torch.allclose(smooth_frames(x)[0, :, 0], torch.tensor([0.0, 3.0, 3.0, 0.0]))
+    # per clip: a 3-frame clip padded to 5 smooths only its frame 1; the padding never leaks in
+    x = torch.tensor([[0.0, 3.0, 6.0, 90.0, 90.0], [0.0, 3.0, 6.0, 0.0, 3.0]])[..., None]
+    y = smooth_frames(x, [3, 5])[..., 0]
+    assert torch.allclose(y[0], torch.tensor([0.0, 3.0, 6.0, 90.0, 90.0]))
+    assert torch.allclose(y[1], torch.tensor([0.0, 3.0, 3.0, 3.0, 3.0]))
 
 
 def test_sampler_untrained_gives_template_and_cfg_runs():

@@ -148,12 +148,30 @@ class AudioEncoder(nn.Module):
     def encode(
         self, wave: torch.Tensor, lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, list[int]]:
-        """Raw features (B,S,A) of normalised audio and the valid lengths S_i."""
+        """Raw features (B,S,A) of normalised audio and the valid lengths S_i.
+
+        Clips of different lengths never see each other's padding in evaluation: wav2vec2-base and
+        HuBERT-base normalise the first conv layer with a GroupNorm over time, which would include
+        the zero padding, so each clip is encoded at its own length (what the official evaluation,
+        batch size 1, computes). In training (and for layer-norm backbones, whose frames are
+        independent below the transformer) the padded batch goes in at once with its attention
+        mask, as the official training does.
+        """
+        B = wave.shape[0]
         if lengths is None:
-            lengths = torch.full((wave.shape[0],), wave.shape[1], dtype=torch.long)
-        wave = normalize_waveform(wave, lengths)
-        feats = self.backbone(wave).last_hidden_state
-        return feats, self.feature_lengths(lengths)
+            lengths = torch.full((B,), wave.shape[1], dtype=torch.long)
+        lens = [int(n) for n in lengths.tolist()]
+        wave = normalize_waveform(wave[:, : max(lens)], lengths)
+        flen = self.feature_lengths(lengths)
+        if min(lens) == wave.shape[1]:
+            return self.backbone(wave).last_hidden_state, flen
+        if self.training or getattr(self.backbone.config, "feat_extract_norm", "group") == "layer":
+            mask = torch.arange(wave.shape[1], device=wave.device)[None] < lengths.to(wave.device)[:, None]
+            return self.backbone(wave, attention_mask=mask.long()).last_hidden_state, flen
+        feats = wave.new_zeros(B, max(flen), self.dim)
+        for i, n in enumerate(lens):
+            feats[i, : flen[i]] = self.backbone(wave[i : i + 1, :n]).last_hidden_state[0, : flen[i]]
+        return feats, flen
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor | None, n_frames: list[int]) -> torch.Tensor:
         feats, flen = self.encode(wave, lengths)
@@ -428,13 +446,35 @@ def ddim_step(
     return (a_prev.sqrt() + (1 - a_prev).sqrt()) * x0_hat
 
 
-def smooth_frames(x: torch.Tensor) -> torch.Tensor:
-    """3-tap moving average in time replacing frames 1..T-2 (VOCASET configs). x (B,T,F)."""
-    if x.shape[1] < 3:
+def smooth_frames(x: torch.Tensor, n_frames: list[int] | None = None) -> torch.Tensor:
+    """3-tap moving average in time replacing frames 1..T_i-2 of each clip (VOCASET configs).
+
+    x (B,T,F); ``n_frames[i]`` = valid frames T_i of clip i (default: all T). Each clip is smoothed
+    on its own: frames at or beyond T_i - 1 keep their values, so padding never leaks in.
+    """
+    B, T = x.shape[:2]
+    if T < 3:
         return x
-    y = x.clone()
-    y[:, 1:-1] = (x[:, :-2] + x[:, 1:-1] + x[:, 2:]) / 3.0
-    return y
+    lens = torch.as_tensor(n_frames if n_frames is not None else [T] * B, device=x.device)
+    avg = torch.cat([x[:, :1], (x[:, :-2] + x[:, 1:-1] + x[:, 2:]) / 3.0, x[:, -1:]], dim=1)
+    t = torch.arange(T, device=x.device)[None]
+    inner = (t >= 1) & (t <= lens[:, None] - 2)
+    return torch.where(inner[..., None], avg, x)
+
+
+def clip_noise(n_frames: list[int], n_feats: int, seed: int, names: list[str] | None = None) -> torch.Tensor:
+    """Starting noise (B, max T_i, F) drawn per clip, so a clip's sample does not depend on its batch.
+
+    Clip i gets N(0, I) of shape (T_i, F) from a generator seeded with ``seed`` mixed with the
+    CRC-32 of ``names[i]`` (plain ``seed`` without names); zeros beyond T_i.
+    """
+    import zlib
+
+    out = torch.zeros(len(n_frames), max(n_frames), n_feats)
+    for i, T in enumerate(n_frames):
+        s = int(seed) if names is None else (int(seed) * 1_000_003 + zlib.crc32(names[i].encode())) % 2**62
+        out[i, :T] = torch.randn(T, n_feats, generator=torch.Generator().manual_seed(s))
+    return out
 
 
 class DiffSpeaker(nn.Module):
@@ -509,8 +549,12 @@ class DiffSpeaker(nn.Module):
         generator: torch.Generator | None = None,
         frame_mask: torch.Tensor | None = None,
         variant: str = "standard",
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """DDIM (eta 0) from N(0,I); audio encoded once. Returns offsets (B, max T, 3V).
+
+        ``noise`` (B, max T, 3V): the starting sample (see :func:`clip_noise`); otherwise drawn
+        from ``generator``.
 
         ``variant``: see :func:`ddim_step` ("official" reproduces the released numbers).
 
@@ -527,7 +571,9 @@ class DiffSpeaker(nn.Module):
             )
         sched = make_ddim(self.train_steps, steps)
         n_feats = self.denoiser.motion_decoder.out_features
-        x = torch.randn(B, T, n_feats, generator=generator, device="cpu").to(audio.device)
+        if noise is None:
+            noise = torch.randn(B, T, n_feats, generator=generator, device="cpu")
+        x = noise.to(audio.device, torch.float32)
         for t in sched.timesteps:
             tt = torch.full((B,), int(t), device=audio.device, dtype=torch.long)
             y = self.denoiser(x, cond, tt, style, frame_mask)
@@ -536,5 +582,5 @@ class DiffSpeaker(nn.Module):
                 y = y + guidance * (y - y_u)
             x = ddim_step(sched, y, int(t), x, variant)
         if smooth:
-            x = smooth_frames(x)
+            x = smooth_frames(x, n_frames)
         return x * frame_mask[..., None] / self.offset_scale

@@ -13,7 +13,7 @@ from vislab.errors import InputError, VislabError
 from diffspeaker.data import Geometry, collate
 from diffspeaker.losses import diffspeaker_loss
 from diffspeaker.metrics import aggregate, lip_vertex_error, upper_face_dynamics_deviation
-from diffspeaker.model import DiffSpeaker
+from diffspeaker.model import DiffSpeaker, clip_noise
 
 CKPT_MARK = "diffspeaker_format"
 FORMAT_VERSION = 1
@@ -87,19 +87,24 @@ class DiffSpeakerModule(pl.LightningModule):
         steps: int | None = None,
         seed: int | None = None,
     ) -> torch.Tensor:
-        """DDIM sample vertices (B,T,3V) for a collated batch (template added, padding = template)."""
-        g = torch.Generator().manual_seed(int(self.sampling["eval_seed"] if seed is None else seed))
+        """DDIM sample vertices (B,T,3V) for a collated batch (template added, padding = template).
+
+        Every clip starts from its own noise (seeded by ``seed`` and its name), so results do not
+        depend on the batch a clip is in."""
+        seed = int(self.sampling["eval_seed"] if seed is None else seed)
+        n_frames = batch["n_frames"].tolist()
+        noise = clip_noise(n_frames, self.model.denoiser.motion_decoder.out_features, seed, batch.get("name"))
         offs = self.model.sample(
             batch["audio"].to(self.device),
             batch["audio_len"],
-            batch["n_frames"].tolist(),
+            n_frames,
             (batch["style"] if style is None else style).to(self.device),
             steps=int(steps or self.sampling["steps"]),
             guidance=float(self.sampling["guidance"]),
             smooth=bool(self.sampling["smooth"]),
-            generator=g,
             frame_mask=batch["frame_mask"].to(self.device),
             variant=str(self.sampling["ddim_variant"]),
+            noise=noise,
         )
         return offs + batch["template"].to(self.device)[:, None]
 
@@ -314,7 +319,7 @@ def from_official_checkpoint(
     from vislab.run import load_preset
 
     p = Path(path)
-    ck = load_torch(p, "official checkpoint")
+    ck = load_torch(p, "official checkpoint", foreign=True)
     sd = ck.get("state_dict", ck) if isinstance(ck, dict) else None
     if (
         not isinstance(sd, dict)
