@@ -123,3 +123,19 @@ def test_text_encoding_stays_fp32_under_autocast(clip):
     assert feats.dtype == cond.dtype == k0.dtype == torch.float32
     assert torch.equal(feats, ref) and torch.equal(k0, k_ref)
     assert torch.allclose(cond, ref_cond, atol=1e-2)  # the meta-net itself runs under autocast
+
+
+def test_clip_visual_with_open_clip_modified_resnet():
+    """``visual: clip`` with an open_clip RN50/RN101-style tower: its layer-4 map as tokens, at any input size."""
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+    from vislab.clip.encoder import ClipEncoder
+
+    torch.manual_seed(0)
+    oc = CLIP(embed_dim=32, vision_cfg=CLIPVisionCfg(layers=(1, 1, 1, 1), width=8, image_size=64, head_width=16),
+              text_cfg=CLIPTextCfg(context_length=32, vocab_size=49408, width=32, heads=2, layers=1))
+    rn = ClipEncoder(oc.eval(), "open_clip")
+    assert type(oc.visual).__name__ == "ModifiedResNet" and rn.vision_width is None  # the TypeError's cause
+    m = PVLR(rn, NAMES, cfg(visual="clip", image_size=64))
+    assert m(torch.rand(2, 3, 64, 64)).shape == (2, 3) and m(torch.rand(1, 3, 96, 96)).shape == (1, 3)
+    assert m.visual(torch.rand(1, 3, 64, 64)).shape == (1, 4, 32)  # 64/32 squared tokens
+    assert len(m.trainable_groups()["backbone"]) > 0

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -20,19 +22,31 @@ from vislab.io import load_image, require_dir, require_file
 
 
 class ImageListDataset(Dataset):
-    """Images from paths with a target matrix; unreadable images raise InputError naming the file."""
+    """Images from paths with a target matrix.
+
+    An image that turns out unreadable mid-epoch (truncated, corrupt) does not stop training: it is
+    reported once (a warning naming the file) and yields a black image whose targets are all -1, which
+    the loss and mAP ignore. Missing files are dropped up front by :class:`MultiLabelDataModule`.
+    """
 
     def __init__(self, paths: list[Path], targets: np.ndarray, classnames: list[str], image_size: int, train: bool = False):
         if len(paths) == 0:
             raise VislabError("the dataset is empty: no images with labels were found")
         self.paths, self.targets, self.classnames = list(paths), torch.as_tensor(targets, dtype=torch.float32), list(classnames)
         self.image_size, self.train = image_size, train
+        self.dead: set[Path] = set()
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        img = torch.from_numpy(load_image(self.paths[i], size=self.image_size)).permute(2, 0, 1).float() / 255.0
+        try:
+            img = torch.from_numpy(load_image(self.paths[i], size=self.image_size)).permute(2, 0, 1).float() / 255.0
+        except (InputError, OSError) as e:
+            if self.paths[i] not in self.dead:
+                self.dead.add(self.paths[i])
+                warnings.warn(f"{self.paths[i]}: unreadable image skipped (all its labels ignored): {e}", stacklevel=1)
+            return torch.zeros(3, self.image_size, self.image_size), torch.full_like(self.targets[i], -1.0)
         if self.train and torch.rand(()) < 0.5:
             img = img.flip(-1)
         return img, self.targets[i]
@@ -66,9 +80,10 @@ VOC_CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "
 
 
 def read_voc(root: Path, split: str) -> tuple[list[Path], np.ndarray, list[str]]:
-    """VOC 2007: ``VOCdevkit/VOC2007/{Annotations, ImageSets/Main/<split>.txt, JPEGImages}`` (root may also be the
-    VOC2007 folder). 1 positive, -1 when every instance of the class is difficult, 0 negative."""
-    base = root / "VOCdevkit" / "VOC2007" if (root / "VOCdevkit").is_dir() else root
+    """VOC 2007: ``VOCdevkit/VOC2007/{Annotations, ImageSets/Main/<split>.txt, JPEGImages}``; root may be the folder
+    holding ``VOCdevkit``, ``VOCdevkit`` itself or ``VOC2007``. 1 positive, -1 when every instance of the class is
+    difficult, 0 negative."""
+    base = next((b for b in (root / "VOCdevkit" / "VOC2007", root / "VOC2007") if b.is_dir()), root)
     ids_file = require_file(base / "ImageSets" / "Main" / f"{split}.txt", "VOC image list")
     ids = [line.strip() for line in ids_file.read_text().splitlines() if line.strip()]
     cls = {n: i for i, n in enumerate(VOC_CLASSES)}
@@ -91,20 +106,45 @@ def read_voc(root: Path, split: str) -> tuple[list[Path], np.ndarray, list[str]]
     return [base / "JPEGImages" / f"{i}.jpg" for i in ids], targets, list(VOC_CLASSES)
 
 
+_NUS_PREFIX = re.compile(r"^.*?\bflickr[\\/]", re.IGNORECASE)
+
+
+def nus_wide_relpath(line: str) -> str:
+    """An image-list entry as a path under ``Flickr/``: ``C:\\ImageData\\Flickr\\actor\\0001_2124494179.jpg``
+    (``Imagelist.txt``) and ``actor\\0001_2124494179.jpg`` (``{Train,Test}Imagelist.txt``) both give
+    ``actor/0001_2124494179.jpg``."""
+    return _NUS_PREFIX.sub("", line.strip()).replace("\\", "/")
+
+
+def _first_file(root: Path, names: list[str], what: str) -> Path:
+    for n in names:
+        if (root / n).is_file():
+            return root / n
+    return require_file(root / names[0], what)
+
+
 def read_nus_wide(root: Path, split: str) -> tuple[list[Path], np.ndarray, list[str]]:
-    """NUS-WIDE: ``Concepts81.txt``, ``ImageList/{Train,Test}Imagelist.txt`` (Windows paths under ``Flickr/``),
-    ``TrainTestLabels/Labels_<concept>_{Train,Test}.txt`` (one 0/1 per line, aligned with the list)."""
+    """NUS-WIDE as distributed (ConceptsList.zip, ImageList.zip, Groundtruth.zip, Flickr images):
+    ``[ConceptsList/]Concepts81.txt``, ``ImageList/{Train,Test}Imagelist.txt`` (Windows paths, optionally with the
+    ``C:\\ImageData\\Flickr\\`` prefix), ``[Groundtruth/]TrainTestLabels/Labels_<concept>_{Train,Test}.txt`` (one 0/1
+    per line, aligned with the list), images under ``Flickr/``. The official test list is the validation split."""
     s = {"train": "Train", "test": "Test", "val": "Test"}[split]
-    concepts = [c.strip() for c in require_file(root / "Concepts81.txt", "NUS-WIDE concept list").read_text().splitlines() if c.strip()]
+    cfile = _first_file(root, ["Concepts81.txt", "ConceptsList/Concepts81.txt"], "NUS-WIDE concept list")
+    concepts = [c.strip() for c in cfile.read_text().splitlines() if c.strip()]
     lst = require_file(root / "ImageList" / f"{s}Imagelist.txt", "NUS-WIDE image list")
-    rel = [line.strip().replace("\\", "/") for line in lst.read_text().splitlines() if line.strip()]
+    rel = [nus_wide_relpath(line) for line in lst.read_text().splitlines() if line.strip()]
+    labels_dir = next((d for d in (root / "TrainTestLabels", root / "Groundtruth" / "TrainTestLabels") if d.is_dir()),
+                      root / "TrainTestLabels")
     targets = np.zeros((len(rel), len(concepts)), np.float32)
     for k, c in enumerate(concepts):
-        f = require_file(root / "TrainTestLabels" / f"Labels_{c}_{s}.txt", "NUS-WIDE label file")
+        f = require_file(labels_dir / f"Labels_{c}_{s}.txt", "NUS-WIDE label file")
         col = [line.strip() for line in f.read_text().splitlines() if line.strip()]
         if len(col) != len(rel):
             raise InputError(f, f"has {len(col)} labels but the image list has {len(rel)} images")
-        targets[:, k] = np.asarray(col, dtype=np.float32)
+        try:
+            targets[:, k] = np.asarray(col, dtype=np.float32)
+        except ValueError:
+            raise InputError(f, "labels must be 0 or 1, one per line") from None
     return [root / "Flickr" / r for r in rel], targets, concepts
 
 
@@ -174,6 +214,7 @@ class MultiLabelDataModule(pl.LightningDataModule):
         self.batch_size, self.num_workers, self.n_train, self.n_val, self.seed = batch_size, num_workers, n_train, n_val, seed
         self.toy_labels = toy_labels
         self.classnames: list[str] = []
+        self.report: list[str] = []
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self._load()
@@ -187,12 +228,28 @@ class MultiLabelDataModule(pl.LightningDataModule):
         if not self.root:
             raise VislabError(f"data.root is required for data.source={self.source}")
         root = require_dir(self.root, f"{self.source} dataset root")
-        tr, va = SPLITS[self.source]
-        p, t, names = READERS[self.source](root, tr)
-        self.train_set = ImageListDataset(p, t, names, self.image_size, train=True)
-        p, t, _ = READERS[self.source](root, va)
-        self.val_set = ImageListDataset(p, t, names, self.image_size)
+        sets = []
+        for split in SPLITS[self.source]:
+            p, t, names = READERS[self.source](root, split)
+            p, t = self._checked(split, p, t)
+            sets.append(ImageListDataset(p, t, names, self.image_size, train=not sets))
+        self.train_set, self.val_set = sets
         self.classnames = names
+
+    def _checked(self, split: str, paths: list[Path], targets: np.ndarray) -> tuple[list[Path], np.ndarray]:
+        """Drop listed images that do not exist and (NUS-WIDE, as the field does) images without any label;
+        both counts go to ``self.report`` (printed by the training run)."""
+        exists = np.array([p.is_file() for p in paths], bool)
+        labelled = (targets > 0).any(1) if self.source == "nus_wide" else np.ones(len(paths), bool)
+        keep = exists & labelled
+        line = f"{self.source} {split}: {len(paths)} listed, {int((~exists).sum())} missing images dropped"
+        if self.source == "nus_wide":
+            line += f", {int((exists & ~labelled).sum())} unlabelled images dropped"
+        self.report.append(f"{line}, {int(keep.sum())} kept")
+        if len(paths) and not keep.any():
+            raise InputError(paths[0].parent, f"none of the {len(paths)} {split} images listed for {self.source} exist "
+                                              f"(first expected: {paths[0].name})")
+        return [p for p, k in zip(paths, keep) if k], targets[keep]
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_set, self.batch_size, shuffle=True, num_workers=self.num_workers, drop_last=False)

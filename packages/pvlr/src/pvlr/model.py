@@ -84,17 +84,39 @@ class ResNetEncoder(nn.Module):
 
 
 class ClipVisionEncoder(nn.Module):
-    """The CLIP image tower's patch tokens, Linear(width -> d): images (B,3,H,W) -> (B, N, d).
-    The tower is trained with the backbone learning rate (x0.1)."""
+    """The CLIP image tower as the visual encoder, Linear(width -> d): images (B,3,H,W) -> (B, N, d).
+
+    A ViT tower (open_clip or Hugging Face) gives its patch tokens (images resized to its input size).
+    An open_clip ModifiedResNet tower (RN50, RN101, ...) gives its layer4 map before the attention pool,
+    (B, 32*width, H/32, W/32) at any input size, flattened with a 2D sine position encoding like
+    :class:`ResNetEncoder`. The tower is trained with the backbone learning rate (x0.1)."""
 
     def __init__(self, clip: nn.Module, d: int):
         super().__init__()
+        from vislab.errors import VislabError
+
         self.clip = clip
-        self.proj = nn.Linear(clip.vision_width, d)
+        tower = clip.model.visual if clip.backend == "open_clip" else None
+        self.resnet = tower is not None and hasattr(tower, "attnpool") and hasattr(tower, "layer4")
+        if self.resnet:
+            width = int(tower.attnpool.k_proj.in_features)
+        else:
+            width = clip.vision_width
+            if width is None:
+                raise VislabError(f"model.visual=clip needs a ViT image tower or an open_clip ModifiedResNet (RN50, RN101); "
+                                  f"this CLIP's {type(tower).__name__} is neither: use model.visual=resnet101 or cnn")
+        self.d = d
+        self.proj = nn.Linear(width, d)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        _, tokens = self.clip.encode_image(self.clip.preprocess(images), return_tokens=True)
-        return self.proj(tokens[:, 1:])
+        if not self.resnet:
+            _, tokens = self.clip.encode_image(self.clip.preprocess(images), return_tokens=True)
+            return self.proj(tokens[:, 1:])
+        v = self.clip.model.visual
+        x = self.clip.normalize(images).to(v.conv1.weight.dtype)
+        f = v.layer4(v.layer3(v.layer2(v.layer1(v.stem(x)))))
+        h, w = f.shape[-2:]
+        return self.proj(f.flatten(2).transpose(1, 2)) + sine_position_2d(h, w, self.d).to(f)
 
 
 # ----------------------------------------------------------------------------- prompting
@@ -128,10 +150,15 @@ class KAP(nn.Module):
     def __init__(self, clip: nn.Module, classnames: list[str], template: str = "a photo of a {}.", heads: int = 8, ffn: int | None = None):
         super().__init__()
         ids = clip.tokenize([template.format(n) for n in classnames])
-        with torch.no_grad():
-            k0 = encode_text_fp32(clip, clip.token_embedding(ids), ids)
-        self.register_buffer("k0", k0, persistent=False)
-        self.relation = LabelSelfAttention(k0.shape[1], heads, ffn)
+        self.register_buffer("ids", ids, persistent=False)
+        self.register_buffer("k0", torch.zeros(len(classnames), clip.embed_dim), persistent=False)
+        self.refresh(clip)
+        self.relation = LabelSelfAttention(self.k0.shape[1], heads, ffn)
+
+    @torch.no_grad()
+    def refresh(self, clip: nn.Module) -> None:
+        """Recompute K0 from ``clip`` (after its weights were loaded from a checkpoint)."""
+        self.k0.copy_(encode_text_fp32(clip, clip.token_embedding(self.ids), self.ids))
 
     def forward(self) -> torch.Tensor:
         return self.relation(self.k0)
@@ -150,10 +177,10 @@ class CAP(nn.Module):
         placeholder = " ".join(["X"] * n_ctx)
         ids = clip.tokenize([f"{placeholder} {n}." for n in classnames])
         self.register_buffer("ids", ids, persistent=False)
-        with torch.no_grad():
-            embeds = clip.token_embedding(ids).float()
-        self.register_buffer("prefix", embeds[:, :1].clone(), persistent=False)
-        self.register_buffer("suffix", embeds[:, 1 + n_ctx :].clone(), persistent=False)
+        self.n_ctx = n_ctx
+        self.register_buffer("prefix", torch.zeros(len(classnames), 1, width), persistent=False)
+        self.register_buffer("suffix", torch.zeros(len(classnames), ids.shape[1] - 1 - n_ctx, width), persistent=False)
+        self.refresh(clip)
         if ctx_init:
             init_ids = clip.tokenize([ctx_init])
             with torch.no_grad():
@@ -166,6 +193,13 @@ class CAP(nn.Module):
         d = clip.embed_dim
         self.meta = nn.Sequential(nn.Linear(d, max(d // 16, 1)), nn.ReLU(), nn.Linear(max(d // 16, 1), width)) if conditional else None
         self.relation = LabelSelfAttention(d, heads, ffn)
+
+    @torch.no_grad()
+    def refresh(self, clip: nn.Module) -> None:
+        """Recompute the fixed [SOS] and "name . [EOS]" token embeddings from ``clip``'s token table."""
+        embeds = clip.token_embedding(self.ids).float()
+        self.prefix.copy_(embeds[:, :1])
+        self.suffix.copy_(embeds[:, 1 + self.n_ctx :])
 
     def prompts(self, shift: torch.Tensor | None = None) -> torch.Tensor:
         """Token embeddings of the prompts: (C, L, W_tok), or (B*C, L, W_tok) with a per-image shift (B, W_tok)."""
@@ -353,10 +387,17 @@ class PVLR(nn.Module):
         self.ifm = IFM(d, cfg.ifm_heads, cfg.fusion)
         self.dma = DMA(d, cfg.dma_heads, cfg.dma)
         self.head = SimilarityHead(cfg.tau)
+        # K0 and CAP's fixed token embeddings are not saved: recompute them whenever CLIP weights arrive
+        self.register_load_state_dict_post_hook(lambda module, _incompatible: module.refresh_text())
 
     @property
     def clip(self) -> nn.Module:
         return self.cap.clip
+
+    def refresh_text(self) -> None:
+        """Recompute the buffers derived from the frozen CLIP (KAP's K0, CAP's fixed token embeddings)."""
+        self.kap.refresh(self.clip)
+        self.cap.refresh(self.clip)
 
     def train(self, mode: bool = True) -> PVLR:
         super().train(mode)

@@ -13,7 +13,9 @@ from pvlr.model import PVLR, PVLRConfig
 
 
 def build_clip(spec: dict[str, Any]):
-    """The frozen CLIP from the config's ``clip`` section: ``source`` toy | tiny | a local path."""
+    """The frozen CLIP from the config's ``clip`` section: ``source`` toy | tiny | a local path | an open_clip
+    architecture name with ``checkpoint`` | ``embedded`` (the architecture stored in a pvlr checkpoint, random
+    weights that the checkpoint's state dict then fills)."""
     source = str(spec.get("source", "toy"))
     if source == "toy":
         from vislab.clip import load_clip
@@ -24,9 +26,33 @@ def build_clip(spec: dict[str, Any]):
         from vislab.clip import tiny_clip
 
         return tiny_clip(**spec.get("tiny", {}))
+    if source == "embedded":
+        from vislab.clip.encoder import ClipEncoder
+
+        mean, std = tuple(spec["mean"]), tuple(spec["std"])
+        if spec["backend"] == "hf":
+            from transformers import CLIPConfig, CLIPModel
+
+            return ClipEncoder(CLIPModel(CLIPConfig.from_dict(spec["config"])).eval(), "hf", mean=mean, std=std)
+        import open_clip
+
+        return ClipEncoder(open_clip.create_model(spec["name"], pretrained=None).eval(), "open_clip", mean=mean, std=std)
     from vislab.clip import load_clip
 
     return load_clip(source, spec.get("checkpoint"))
+
+
+def clip_architecture(clip, spec: dict[str, Any]) -> dict[str, Any]:
+    """The ``clip`` config that rebuilds ``clip``'s architecture without its original files (see build_clip)."""
+    if str(spec.get("source")) == "tiny":
+        return dict(spec)
+    arch: dict[str, Any] = {"source": "embedded", "backend": clip.backend,
+                            "mean": clip.pixel_mean.flatten().tolist(), "std": clip.pixel_std.flatten().tolist()}
+    if clip.backend == "hf":
+        arch["config"] = clip.model.config.to_dict()
+    else:
+        arch["name"] = str(spec["source"])
+    return arch
 
 
 class PVLRModule(pl.LightningModule):
@@ -67,6 +93,16 @@ class PVLRModule(pl.LightningModule):
         self.log("val/OF1", prf["OF1"])
 
     test_step = validation_step
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The checkpoint holds every weight (CLIP and backbone included), so it must not need the original
+        CLIP or ResNet files: store the CLIP architecture instead of its path, and no backbone weight file."""
+        hp = checkpoint.get("hyper_parameters")
+        if hp is not None:
+            hp = dict(hp)
+            hp["clip"] = clip_architecture(self.model.clip, dict(hp["clip"]))
+            hp["model"] = {**hp["model"], "visual_weights": None}
+            checkpoint["hyper_parameters"] = hp
     on_test_epoch_end = on_validation_epoch_end
 
     def configure_optimizers(self):

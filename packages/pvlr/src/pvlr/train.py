@@ -27,6 +27,8 @@ def train(run: Run) -> dict[str, Any]:
     cfg = run.config
     runtime.setup(int(cfg["seed"]))
     dm = make_datamodule(cfg)
+    for line in dm.report:
+        run.log(line)
     module = make_module(cfg, dm.classnames)
     before = evaluate(module.model, dm.val_dataloader())
     run.log(f"val mAP before training: {before['mAP']:.2f} ({len(dm.classnames)} classes)")
@@ -36,7 +38,8 @@ def train(run: Run) -> dict[str, Any]:
         return {}
     module.to("cpu" if not torch.cuda.is_available() else module.device)
     after = evaluate(module.model, dm.val_dataloader())
-    extra: dict[str, Any] = {"val_after": after, "val_before": before, "classes": len(dm.classnames), "ablations": {}}
+    extra: dict[str, Any] = {"val_after": after, "val_before": before, "classes": len(dm.classnames), "ablations": {},
+                             "data": dm.report}
     for fusion in cfg.get("ablations") or []:
         runtime.setup(int(cfg["seed"]))
         ab = make_module(cfg, dm.classnames, fusion=fusion)
