@@ -192,7 +192,9 @@ def finetune(sd, placeholder_ids: list[int], anchor_ids: list[int], images: torc
         max_grad_norm=db.get("max_grad_norm"), lr=float(db["lr"]), weight_decay=float(inv["weight_decay"]),
         prior_loss_weight=float(db["prior_loss_weight"]), latents=str(db.get("latents", "mode")))
     loader = DataLoader(ds, batch_size=int(db["batch_size"]), shuffle=True, generator=torch.Generator().manual_seed(seed))
+    device = sd.device
     trainer.fit(learner, train_dataloaders=loader, ckpt_path=ckpt_path)
+    learner.to(device)  # Lightning leaves the learner (and the SD it holds) on the CPU after fit
     learner.guard.restore()
     learner.guard.remove()
     sd.freeze()

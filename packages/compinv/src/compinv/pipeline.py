@@ -110,7 +110,9 @@ def invert(sd, placeholder_ids: list[int], anchor_ids: list[int], images: torch.
     ds = ConceptImages(images, ph_text, ref_text, concept.get("noun") or "", templates(inv["templates"]),
                        repeats=int(inv["repeats"]), flip_p=float(inv["flip_p"]), seed=seed)
     module = CompositionalTI(sd, placeholder_ids, anchor_ids if mode != "single" else anchor_ids[:1], inv)
+    device = sd.device
     trainer.fit(module, datamodule=ConceptDataModule(ds, int(inv["batch_size"])), ckpt_path=ckpt_path)
+    module.to(device)  # Lightning leaves the module on the CPU after fit; the whole SD goes back together
     module.guard.restore()
     module.guard.remove()
     sd.text_encoder.requires_grad_(False)

@@ -22,6 +22,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
+from vislab.devices import FollowsDevice
 from vislab.errors import VislabError
 
 # 22 object templates of the official textual-inversion script (ImageNet templates)
@@ -139,7 +140,7 @@ class ConceptDataModule(pl.LightningDataModule):
 
 
 # ------------------------------------------------------------------------------------------ module
-class CompositionalTI(pl.LightningModule):
+class CompositionalTI(FollowsDevice, pl.LightningModule):
     """Textual inversion + anchor loss. Only the token-embedding rows of the placeholder vectors train.
 
     ``anchor_mode``: ``multi`` (several anchors, sparse weights: the paper), ``single`` (official:
@@ -174,6 +175,10 @@ class CompositionalTI(pl.LightningModule):
     @property
     def sd(self):
         return self._sd[0]
+
+    def frozen_modules(self) -> list[torch.nn.Module]:
+        """The frozen VAE and UNet: outside the checkpoint, but they follow the module's device."""
+        return [self.sd.vae, self.sd.unet]
 
     def weights(self) -> tuple[float, float]:
         if self.cfg["anchor_mode"] == "none":

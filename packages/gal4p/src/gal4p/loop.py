@@ -34,7 +34,8 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from vislab.errors import VislabError
-from vislab.io import write_json
+from vislab.io import load_torch, write_json
+from vislab import runtime
 from vislab.runtime import is_main_process
 
 from gal4p import uncertainty as U
@@ -154,7 +155,7 @@ class GALLoop:
         if not (self.resume and p is not None and p.is_file()):
             return None
         try:
-            meta = torch.load(p, map_location="cpu", mmap=True, weights_only=False).get("gal4p", {})
+            meta = load_torch(p, mmap=True).get("gal4p", {})
         except Exception:  # noqa: BLE001 - a foreign/corrupt last.ckpt: start the round afresh
             return None
         if meta.get("round") == r and meta.get("learner") == self.cfg["learner"] and meta.get("tag") == self.out.name:
@@ -193,6 +194,7 @@ class GALLoop:
     # ------------------------------------------------------------------ querying
     def query_round(self, r: int, sd) -> None:
         """Query the remaining directions with round ``r``'s model, score, select, add (module docstring)."""
+        sd = sd.to(runtime.device())  # after fit Lightning leaves the learner's modules on the CPU
         al, st = self.al, self.state
         remaining = [i for i in range(len(st.directions)) if i not in st.used]
         k = int(al["topk"])
@@ -203,7 +205,7 @@ class GALLoop:
         g = torch.Generator().manual_seed(int(self.cfg["seed"]))
         self.log(f"round {r}: querying {len(remaining)} directions x {n} samples ({self.selection})")
         images = generate(sd, prompts, n, int(al["query_steps"]), float(al["query_guidance"]), g, al["query_scheduler"],
-                          resolution=int(self.cfg["data"]["resolution"]))
+                          resolution=int(self.cfg["data"]["resolution"]), max_batch=int(al.get("query_batch", 4)))
         feats = self.scorer.encode_images(images).view(len(remaining), n, -1)
         tfeat = self.scorer.encode_texts(prompts)
         cfeat = self.scorer.encode_texts(self.captions)
@@ -309,7 +311,7 @@ class GALLoop:
 
     # ------------------------------------------------------------------ the loop
     def _load_round(self, r: int):
-        sd, _ = load_personalized(self.model_dir(r), base=self.base)
+        sd, _ = load_personalized(self.model_dir(r), base=self.base, device=runtime.device())
         return sd
 
     def run(self) -> LoopState:

@@ -58,8 +58,8 @@ def prepare_class_images(run: Run, cfg: dict[str, Any], base: str) -> list[Path]
         sd = load_sd(base)
         g = torch.Generator().manual_seed(int(cfg["seed"]) + 12345)
         e = cfg["eval"]
-        imgs = generate(sd, [d["class_prompt"]] * missing, 1, int(e["steps"]), float(e["guidance"]), g, e["scheduler"],
-                        resolution=int(d["resolution"]))
+        imgs = generate(sd, [d["class_prompt"]], missing, int(e["steps"]), float(e["guidance"]), g, e["scheduler"],
+                        resolution=int(d["resolution"]), max_batch=int(cfg["al"].get("query_batch", 4)))
         if runtime.is_main_process():
             for i, x in enumerate(imgs):
                 D.save_png(gen_dir / f"class_{len(have) + i:04d}.png", x)
@@ -112,7 +112,8 @@ def train(run: Run) -> dict[str, Any]:
         raise VislabError(f"mode must be object or style, not {mode!r}")
     d, e, al = cfg["data"], cfg["eval"], cfg["al"]
     base = resolve_sd(cfg)
-    scorer = load_scorer(cfg["model"]["clip"], cfg["model"]["clip_checkpoint"], cfg["model"]["toy_preset"])
+    scorer = load_scorer(cfg["model"]["clip"], cfg["model"]["clip_checkpoint"], cfg["model"]["toy_preset"],
+                         device=runtime.device())
 
     # ---------------------------------------------------------------- the concept
     toy = d["init_json"] is None
@@ -150,6 +151,7 @@ def train(run: Run) -> dict[str, Any]:
         text_prompts = gen_prompts
 
     def evaluate(sd, tag: str) -> dict[str, Any]:
+        sd = sd.to(runtime.device())  # a round's model comes back from fit on the CPU
         res, imgs = evaluate_model(sd, scorer, gen_prompts, text_prompts, ref_feats, captions, int(e["images_per_prompt"]),
                                    int(e["steps"]), float(e["guidance"]), int(e["seed"]), e["scheduler"], int(d["resolution"]))
         n = int(e["images_per_prompt"])
@@ -164,7 +166,7 @@ def train(run: Run) -> dict[str, Any]:
 
         before = json.loads(before_path.read_text())
     else:
-        before = evaluate(load_sd(base), "round0_base")
+        before = evaluate(load_sd(base, device=runtime.device()), "round0_base")
         if runtime.is_main_process():
             write_json(before_path, before)
 

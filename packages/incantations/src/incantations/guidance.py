@@ -8,13 +8,16 @@ import torch
 import torch.nn.functional as F
 
 from incantations.model import Frozen
-from incantations.prompts import content_words, mask_units, units
+from incantations.prompts import content_words, is_multi_object, mask_units, units
 from incantations.sampling import initial_latents, sample
 
 
 @dataclass
 class Guidance:
-    """What the probe of one prompt gives the learning stage."""
+    """What the probe of one prompt gives the learning stage (its tensors move to the device of what they meet
+    at each use)."""
+
+    device_follows_use = True  # vislab.devices: not a module's state
 
     prompt: str
     delta: torch.Tensor  # (1, D) quality direction Delta_I
@@ -30,11 +33,16 @@ def encode_uncond(frozen: Frozen) -> torch.Tensor:
     return frozen.H(emb)
 
 
-def clip_grounding(frozen: Frozen, us: list[str], image: torch.Tensor, gamma: float, delta: float) -> tuple[list[float], list[str]]:
-    """s_u = cos(g(u), f(I_f)); r_u = (s_u - min s) / (max s - min s + 1e-6);
-    U = {u : r_u < gamma and max s - s_u > delta}."""
+def clip_grounding(frozen: Frozen, us: list[str], image: torch.Tensor, gamma: float, delta: float,
+                   threshold: float | None = None) -> tuple[list[float], list[str]]:
+    """s_u = cos(g(u), f(I_f)). With an absolute ``threshold`` (default rule): U = {u : s_u < threshold}, so a
+    prompt whose objects are all drawn flags nothing and one whose objects are all missing flags them all.
+    ``threshold=None`` is the relative rule r_u = (s_u - min s) / (max s - min s + 1e-6),
+    U = {u : r_u < gamma and max s - s_u > delta}, which flags the lowest unit whenever the spread exceeds delta."""
     with torch.no_grad():
         s = (frozen.g_text(us) @ frozen.f(image).t()).squeeze(-1)
+    if threshold is not None:
+        return s.tolist(), [u for u, su in zip(us, s.tolist()) if su < threshold]
     r = (s - s.min()) / (s.max() - s.min() + 1e-6)
     under = [u for u, ru, su in zip(us, r.tolist(), s.tolist()) if ru < gamma and float(s.max()) - su > delta]
     return s.tolist(), under
@@ -64,9 +72,11 @@ def xattn_grounding(frozen: Frozen, prompt: str, us: list[str], maps: torch.Tens
 
 
 def probe(frozen: Frozen, prompt: str, seed: int, steps: int, cfg: float, k_c: int, k_f: int,
-          source: str = "clip", gamma: float = 0.25, delta: float = 0.02, mask: str = "keep_missing") -> Guidance:
+          source: str = "clip", gamma: float = 0.25, delta: float = 0.02, mask: str = "keep_missing",
+          threshold: float | None = None) -> Guidance:
     """Generate with ``prompt`` from z_T(seed); keep the decoded clean predictions at steps k_c and k_f;
-    Delta_I = norm(f(I_f) - f(I_c)); ground the units in I_f (``source`` clip | xattn) and mask p."""
+    Delta_I = norm(f(I_f) - f(I_c)); ground the units in I_f (``source`` clip | xattn) and mask p.
+    A single-object prompt never has an under-represented unit (there is no other object to drop it for)."""
     from vislab.diffusion import AttentionStore, capture_cross_attention
 
     sd = frozen.sd
@@ -89,9 +99,11 @@ def probe(frozen: Frozen, prompt: str, seed: int, steps: int, cfg: float, k_c: i
         maps = store.aggregate(res, maps=store.average())  # (2B, L, h, w): second half = conditional
         scores, under = xattn_grounding(frozen, prompt, us, maps[maps.shape[0] // 2 :].mean(0))
     elif source == "clip":
-        scores, under = clip_grounding(frozen, us, i_f, gamma, delta)
+        scores, under = clip_grounding(frozen, us, i_f, gamma, delta, threshold)
     else:
         raise ValueError(f"semantic_source must be clip or xattn, got {source!r}")
+    if not is_multi_object(prompt):
+        under = []
     if mask == "keep_missing":
         keep = under
     elif mask == "keep_present":

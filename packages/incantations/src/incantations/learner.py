@@ -10,6 +10,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from vislab.devices import FollowsDevice
+
 from incantations.guidance import Guidance, encode_uncond
 from incantations.losses import (
     alignment_loss,
@@ -46,19 +48,32 @@ class LearnConfig:
     weights: dict[str, float] | None = None  # q, s, tt, ti, sp
     vocab_words: list[str] | None = None  # restrict the hard projection (toy vocabulary); None: whole words
     ti_refresh: int = 25
+    select_seeds: tuple[int, ...] = (0,)  # seeds of the fixed selection latents (learned-on seeds, never evaluated)
+    select_step: int | None = None  # DDIM step index of the fixed selection timestep (None: k_c)
+    select_every: int = 1  # soft mode: score the iterate every n steps (hard mode: every new token set)
     steps: int = 50
     cfg: float = 7.5
     k_c: int = 10
     k_f: int = 30
     seed: int = 0
 
+    @property
+    def k_sel(self) -> int:
+        return self.k_c if self.select_step is None else self.select_step
+
     def lambdas(self) -> dict[str, float]:
         return {"q": 0.5, "s": 1.0, "tt": 0.6, "ti": 0.0, "sp": 0.5, **(self.weights or {})}
 
 
-class IncantationLearner(pl.LightningModule):
+class IncantationLearner(FollowsDevice, pl.LightningModule):
     """Optimises the K prompt slots; the frozen model is held outside the module's state (never updated,
-    never saved). Keeps the best iterate by total loss (``best_ids`` in hard mode, ``best_P`` in soft)."""
+    never saved).
+
+    Best iterate: the total loss is no selection criterion (the timestep of L_ti moves over the iterations and
+    the slots drift), so each iterate's *projected* prompt is scored by :meth:`selection_score`, the alignment
+    cos(g(p), f(D(x0))) of the image the frozen model predicts with it from fixed latents (the probe trajectory
+    of p at ``select_seeds``, step ``select_step``); the highest score is kept (``best_ids`` / ``best_P``).
+    """
 
     def __init__(self, frozen: Frozen, guidance: Guidance, cfg: LearnConfig):
         super().__init__()
@@ -71,15 +86,50 @@ class IncantationLearner(pl.LightningModule):
             emb, ids = frozen.embed(guidance.prompt, None, 0)
             self.register_buffer("g_p", frozen.g(emb, ids), persistent=False)
             self.register_buffer("g_sem", frozen.g_text([guidance.p_sem]) if guidance.p_sem else torch.empty(0), persistent=False)
-        self.best_loss = math.inf
-        self.best_P = self.prompt.P.detach().clone()
-        self.best_ids = self.prompt.project().clone()
+        self.best_score = -math.inf
+        self.best_iter = -1
+        self.register_buffer("best_P", self.prompt.P.detach().clone(), persistent=False)
+        self.register_buffer("best_ids", self.prompt.project().clone(), persistent=False)
         self.history: list[dict[str, float]] = []
         self._ti_cache: dict[int, torch.Tensor] = {}
+        self._scored: dict[tuple[int, ...], float] = {}
+        self.register_buffer("_select_z", self._selection_latents(), persistent=False)
+
+    def _selection_latents(self) -> torch.Tensor:
+        """The fixed latents z_k (S, C, h, w): the probe trajectory of the original prompt p at each selection
+        seed, kept at step ``select_step``; they never change during learning."""
+        fr, c = self.frozen, self.cfg
+        with torch.no_grad():
+            emb, _ = fr.embed(self.guidance.prompt, None, 0)
+            cond, uncond = fr.H(emb), encode_uncond(fr)
+            zs = [sample(fr.sd, cond, uncond, initial_latents(fr.sd, s), c.steps, c.cfg, keep_latents=(c.k_sel,),
+                         stop_after=c.k_sel)["z"][c.k_sel] for s in c.select_seeds]
+        return torch.cat(zs)
+
+    @torch.no_grad()
+    def selection_score(self, slots: torch.Tensor) -> float:
+        """mean_s cos(g(p), f(D(x0(z_k^s; p (+) slots)))) at the fixed latents and the fixed timestep."""
+        fr, c = self.frozen, self.cfg
+        emb, _ = fr.embed(self.guidance.prompt, slots.detach(), self.slot_id)
+        sched = ddim_scheduler(fr.sd, c.steps)
+        t = sched.timesteps[c.k_sel]
+        n = self._select_z.shape[0]
+        cond = fr.H(emb).expand(n, -1, -1)
+        eps = guided_eps(fr.sd, self._select_z, t, cond, encode_uncond(fr).expand(n, -1, -1), c.cfg)
+        img = fr.sd.decode_latents(x0_from_eps(sched, self._select_z, eps, t))
+        return float((fr.f(img) @ self.g_p.t().to(img.device)).mean())
 
     @property
     def frozen(self) -> Frozen:
         return self._frozen[0]
+
+    def frozen_modules(self) -> list[torch.nn.Module]:
+        """The frozen SD and guidance CLIP: never saved, but they follow the module's device."""
+        sd = self.frozen.sd
+        return [sd.text_encoder, sd.vae, sd.unet, self.frozen.clip]
+
+    def on_fit_end(self) -> None:
+        self._ti_cache = {}  # latents of the last refresh: not needed after learning
 
     def terms(self) -> dict[str, torch.Tensor]:
         """Every loss term at the current slots."""
@@ -91,7 +141,7 @@ class IncantationLearner(pl.LightningModule):
             "q": quality_loss(g, self.g_p, self.guidance.delta.to(g)),
             "s": semantic_loss(g, self.g_sem if self.g_sem.numel() else None),
             "tt": consistency_loss(g, self.g_p),
-            "sp": sparsity_loss(self.prompt.P, self.prompt.e_neutral),
+            "sp": sparsity_loss(slots, self.prompt.e_neutral),  # on the projected tokens (hard mode)
         }
         if lam.get("ti", 0.0):
             t["ti"] = self.ti_term(emb)
@@ -120,13 +170,28 @@ class IncantationLearner(pl.LightningModule):
         terms = self.terms()
         loss = total_loss(terms, self.cfg.lambdas())
         value = float(loss.detach())
-        if value < self.best_loss:
-            self.best_loss = value
-            self.best_P = self.prompt.P.detach().clone()
-            self.best_ids = self.prompt.project().clone()
-        self.history.append({"loss": value, **{k: float(v.detach()) for k, v in terms.items()}})
+        score = self._select(batch_idx)
+        self.history.append({"loss": value, "select": score, **{k: float(v.detach()) for k, v in terms.items()}})
         self.log("loss", loss, prog_bar=True, batch_size=1)
         return loss
+
+    def _select(self, it: int) -> float:
+        """Score the current iterate (before the optimiser step) and keep it if it is the best so far."""
+        if self.cfg.mode == "hard":
+            ids = self.prompt.project()
+            key = tuple(int(i) for i in ids)
+            if key not in self._scored:
+                self._scored[key] = self.selection_score(self.prompt.table[ids])
+            score = self._scored[key]
+        elif it % self.cfg.select_every == 0 or it == self.cfg.iters - 1:
+            score = self.selection_score(self.prompt.P)
+        else:
+            return float("nan")
+        if score > self.best_score:
+            self.best_score, self.best_iter = score, it
+            self.best_P = self.prompt.P.detach().clone()
+            self.best_ids = self.prompt.project().clone()
+        return score
 
     def configure_optimizers(self):
         return torch.optim.AdamW([self.prompt.P], lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
@@ -142,11 +207,12 @@ class IncantationLearner(pl.LightningModule):
         return self.best_P
 
     def text(self) -> str:
-        """``p, <incantation>`` (hard mode; soft mode returns p)."""
+        """The evaluated prompt ``p (+) P*`` as text (hard mode): p followed by all K learned tokens, neutral "-"
+        slots included, so that tokenising it gives exactly the token ids the evaluation used. Soft mode
+        returns p (the incantation is the ``prompt_embeds`` tensor)."""
         if self.cfg.mode != "hard":
             return self.guidance.prompt
-        words = self.prompt.render(self.frozen.sd.tokenizer, self.best_ids)
-        return f"{self.guidance.prompt}, {words}" if words else self.guidance.prompt
+        return f"{self.guidance.prompt} {self.prompt.render(self.frozen.sd.tokenizer, self.best_ids, keep_neutral=True)}"
 
     def prompt_embeds(self) -> torch.Tensor:
         """UNet conditioning H(p (+) P*) (1, L, D) of the best iterate."""

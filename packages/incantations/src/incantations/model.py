@@ -22,15 +22,16 @@ def insert_slots(ids: torch.Tensor, n_text: int, slots: torch.Tensor, table: tor
 
     ids (L,) the tokenised prompt (BOS, n_text tokens, EOT, pad); slots (K, W); table (V, W) the token
     embedding matrix; ``slot_id`` any id that is not EOT (it only marks the slot positions for pooling).
-    Returns embeds (1, L, W) with rows 1+n_text .. n_text+K replaced by the slots, and the new ids (1, L).
+    Returns embeds (1, L, W) with rows 1+n_text .. n_text+K replaced by the slots, and the new ids (1, L):
+    EOT moves after the slots and the padding after it keeps the tokenizer's own pad id (EOT for SD 1.x,
+    "!" for SD 2.x), so ``p`` and ``p (+) P*`` differ only at the learned tokens.
     """
     L, K = ids.shape[0], slots.shape[0]
     if 1 + n_text + K + 1 > L:
         raise VislabError(f"prompt of {n_text} tokens plus {K} learned tokens does not fit {L} positions")
     new_ids = ids.clone()
-    eot = ids[1 + n_text].item()
     new_ids[1 + n_text : 1 + n_text + K] = slot_id
-    new_ids[1 + n_text + K :] = eot
+    new_ids[1 + n_text + K :] = ids[1 + n_text : L - K]  # EOT, then the original padding shifted by K
     embeds = table[new_ids]
     pos = torch.arange(L, device=ids.device)
     is_slot = ((pos >= 1 + n_text) & (pos < 1 + n_text + K))[:, None]
@@ -78,7 +79,7 @@ class IncantationPrompt(nn.Module):
         self.mode, self.k, self.neutral = mode, k, neutral
         self.register_buffer("table", table.detach().float().clone(), persistent=False)
         self.register_buffer("vocab", torch.tensor(vocab, dtype=torch.long), persistent=False)
-        init = self.table[neutral].expand(k, -1).clone() + init_std * torch.randn(k, table.shape[1])
+        init = self.table[neutral].expand(k, -1).clone() + init_std * torch.randn(k, table.shape[1], device=self.table.device)
         if init_ids:
             for j, i in enumerate(init_ids[:k]):
                 init[j] = self.table[i]
@@ -102,10 +103,11 @@ class IncantationPrompt(nn.Module):
         proj = self.table[self.project()]
         return self.P + (proj - self.P).detach()
 
-    def render(self, tokenizer, ids: torch.Tensor | None = None) -> str:
-        """The projected tokens as text, neutral / special tokens dropped (hard mode)."""
+    def render(self, tokenizer, ids: torch.Tensor | None = None, keep_neutral: bool = False) -> str:
+        """The projected tokens as text (hard mode); special tokens dropped, neutral "-" slots dropped unless
+        ``keep_neutral`` (then the text tokenises back to exactly ``ids``)."""
         ids = self.project() if ids is None else ids
-        keep = [int(i) for i in ids if int(i) != self.neutral and int(i) not in tokenizer.all_special_ids]
+        keep = [int(i) for i in ids if (keep_neutral or int(i) != self.neutral) and int(i) not in tokenizer.all_special_ids]
         return tokenizer.decode(keep).strip()
 
 

@@ -73,7 +73,10 @@ class TokenRowsGuard:
     On creation: freezes the text encoder except its token-embedding weight (``freeze_rest``), keeps a
     copy of the weight, and zeroes the gradient of the fixed rows through a hook. Call
     :meth:`restore` after each optimiser step (Adam moments / weight decay would still move them).
+    Its tensors move to the weight's device at each use.
     """
+
+    device_follows_use = True  # vislab.devices: not a module's state
 
     def __init__(self, text_encoder: nn.Module, trainable_ids: list[int], freeze_rest: bool = True):
         self.text_encoder = text_encoder
