@@ -104,7 +104,7 @@ def reachable_tensors(root: Any, max_depth: int = 6) -> Iterator[tuple[str, torc
                 yield from walk(child, f"{path}.{name}", depth)
             attrs = {k: v for k, v in vars(obj).items() if k not in ("_parameters", "_buffers", "_modules")}
         elif isinstance(obj, dict):
-            attrs = {str(k): v for k, v in obj.items()}
+            attrs = {(k if isinstance(k, str) else f"#{i}"): v for i, (k, v) in enumerate(obj.items())}
         elif isinstance(obj, (list, tuple, set)):
             attrs = {str(i): v for i, v in enumerate(obj)}
         elif dataclasses.is_dataclass(obj) or _is_ours(obj):
@@ -112,8 +112,8 @@ def reachable_tensors(root: Any, max_depth: int = 6) -> Iterator[tuple[str, torc
         else:
             return
         for k, v in attrs.items():
-            if k in _SKIP_ATTRS or isinstance(v, (str, bytes, int, float, bool)):
-                continue
+            if k in _SKIP_ATTRS or "cache" in k.lower() or isinstance(v, (str, bytes, int, float, bool)):
+                continue  # caches are keyed by (or rebuilt for) the device of their use
             yield from walk(v, f"{path}.{k}" if not isinstance(obj, (list, tuple, set, dict)) else f"{path}[{k}]", depth + 1)
 
     yield from walk(root, type(root).__name__, 0)
@@ -187,10 +187,18 @@ def _device_check_callback():
     import pytorch_lightning as pl
 
     class DeviceCheck(pl.Callback):
-        """After ``fit``: every reachable tensor follows the module, and one meta training step mixes no devices."""
+        """At the start of training every reachable tensor is on the module's device (a real check on a GPU);
+        after ``fit`` every reachable tensor follows the module, and one meta training step mixes no devices."""
 
         def __init__(self) -> None:
             self.batch: Any = None
+
+        def on_train_start(self, trainer, pl_module) -> None:  # noqa: ANN001
+            dev = pl_module.device  # on a GPU: every parameter and buffer the module reaches is there
+            off = [p for p, t in reachable_tensors(pl_module) if t.device != dev]
+            if off and dev.type != "cpu":
+                raise AssertionError(f"{type(pl_module).__name__} is on {dev}, but these tensors are not: "
+                                     + ", ".join(off[:8]) + (f" (and {len(off) - 8} more)" if len(off) > 8 else ""))
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
             if self.batch is None:

@@ -68,8 +68,9 @@ def build_trainer(run: Run | None, trainer_cfg: dict[str, Any], callbacks: list[
     if kw.get("precision") == "auto":
         kw["precision"] = runtime.precision()
     from vislab.devices import device_check_callbacks
+    from vislab.sync import digest_callbacks
 
-    cbs: list[Callback] = list(callbacks or []) + device_check_callbacks()
+    cbs: list[Callback] = list(callbacks or []) + device_check_callbacks() + digest_callbacks()
     if kw.get("enable_progress_bar", True):
         cbs.append(progress_bar())
     if run is not None:

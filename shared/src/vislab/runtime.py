@@ -9,10 +9,45 @@ from typing import Any
 
 import torch
 
+_CHOSEN: torch.device | None = None
+
 
 def device() -> torch.device:
-    """The best device here: ``cuda`` if present, else ``cpu``."""
+    """The device of this process: the one an inference command's ``--device`` chose (:func:`use_device`),
+    else the best one here: ``cuda`` if present, else ``cpu``."""
+    if _CHOSEN is not None:
+        return _CHOSEN
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def use_device(name: str | torch.device | None) -> torch.device:
+    """Make ``name`` (checked by :func:`pick_device`; ``None``: the best one) what :func:`device` returns
+    from now on in this process; returns it."""
+    global _CHOSEN
+    _CHOSEN = pick_device(name) if name not in (None, "") else None
+    return device()
+
+
+def pick_device(name: str | torch.device | None = None) -> torch.device:
+    """``name`` as a device (``None``: :func:`device`); a CUDA device that is not there is a user error."""
+    if name is None or name == "":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu") if _CHOSEN is None else _CHOSEN
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        from vislab.errors import VislabError
+
+        raise VislabError(f"--device {name!r} is not a device (cpu, cuda, cuda:1, ...)") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        from vislab.errors import VislabError
+
+        raise VislabError(f"--device {name}: no such CUDA device here ({torch.cuda.device_count()} visible)")
+    return dev
+
+
+def add_device_argument(parser) -> None:  # noqa: ANN001 - an argparse parser
+    """``--device`` for an inference command (default: :func:`device`, the GPU when there is one)."""
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
 
 
 def accelerator() -> str:
@@ -53,6 +88,17 @@ def setup(seed: int | None = 0, tf32: bool = True, threads: int | None = None) -
         torch.set_float32_matmul_precision("high" if tf32 else "highest")
         torch.backends.cuda.enable_flash_sdp(True)
         torch.backends.cuda.enable_mem_efficient_sdp(True)
+
+
+def full_precision(dev: torch.device | str | None = None):
+    """A context in which autocast is off (fp32 compute) on ``dev``'s type: for what the paper keeps in fp32
+    under mixed precision (losses, metrics, softmax scores, a text tower with learnable context)."""
+    from contextlib import nullcontext
+
+    kind = torch.device(dev).type if dev is not None else device().type
+    if kind not in ("cuda", "cpu", "xpu", "mps"):
+        return nullcontext()
+    return torch.autocast(device_type=kind, enabled=False)
 
 
 def sdpa_available() -> bool:

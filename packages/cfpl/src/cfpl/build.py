@@ -80,9 +80,10 @@ def load_checkpoint(path: str | Path, clip_path: str | None = None):
     return model, meta
 
 
-def to_device(model: torch.nn.Module) -> torch.device:
-    from vislab.runtime import device
+def to_device(model: torch.nn.Module, name: str | None = None) -> torch.device:
+    """Move ``model`` to the device named ``name`` (default: the best one here); returns it."""
+    from vislab.runtime import pick_device
 
-    dev = device()
+    dev = pick_device(name)
     model.to(dev)
     return dev

@@ -38,7 +38,9 @@ def generate_main(argv: list[str]) -> int:
     p.add_argument("--guide-steps", type=int, default=10)
     p.add_argument("--heads", default="official", choices=["official", "all"])
     p.add_argument("--first-vector-only", action="store_true", help="official spatial path: only the first learned vector")
+    runtime.add_device_argument(p)
     a = p.parse_args(argv)
+    device = runtime.pick_device(a.device)
     if not a.embeds and not a.dreambooth:
         p.error("give --embeds FILE(s) and/or --dreambooth DIR")
     files = [Path(f) for f in a.embeds]
@@ -53,11 +55,11 @@ def generate_main(argv: list[str]) -> int:
         from compinv.dreambooth import MODEL_FILE
 
         emb = Path(a.dreambooth) / "learned_embeds.safetensors"
-        sd, _ = load_personalized(a.dreambooth, base=sd_dir, device=runtime.device(), model_file=MODEL_FILE, what="compinv DreamBooth")
+        sd, _ = load_personalized(a.dreambooth, base=sd_dir, device=device, model_file=MODEL_FILE, what="compinv DreamBooth")
         names += [n for n in read_learned_embeds(emb)] if emb.is_file() else []
         sd.freeze()
     else:
-        sd = load_sd(sd_dir, device=runtime.device()).freeze()
+        sd = load_sd(sd_dir, device=device).freeze()
     for f in files:
         names += load_learned_embeds(f, sd.tokenizer, sd.text_encoder)
     prompt = a.prompt
@@ -155,7 +157,9 @@ def regularize_main(argv: list[str]) -> int:
     p.add_argument("--templates", default=None, choices=["toy", "imagenet"], help="prompt templates (default: toy for the toy SD, else imagenet)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("compinv_regularized"))
+    runtime.add_device_argument(p)
     a = p.parse_args(argv)
+    device = runtime.pick_device(a.device)
     if a.steps < 1:
         raise VislabError("--steps must be at least 1")
     stored = read_learned_embeds(a.embeds)  # missing / unreadable file: InputError before the model loads
@@ -167,7 +171,7 @@ def regularize_main(argv: list[str]) -> int:
     n_vec = int(stored[key].shape[0])
     runtime.setup(a.seed)
     sd_dir = sd_folder({"sd": a.sd, "toy_preset": a.toy_preset})
-    sd = load_sd(sd_dir, device=runtime.device()).freeze()
+    sd = load_sd(sd_dir, device=device).freeze()
     load_learned_embeds(a.embeds, sd.tokenizer, sd.text_encoder)  # width mismatch: InputError
     ids = sd.tokenizer.convert_tokens_to_ids(placeholder_names(key, n_vec))
     anchors = [a.class_word, *[w for w in a.anchors if w != a.class_word]]

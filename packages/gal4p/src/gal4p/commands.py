@@ -22,6 +22,9 @@ def generate_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=8888)
     p.add_argument("--resolution", type=int, default=None, help="default: the model's native size")
     p.add_argument("--output", type=Path, default=None, help="grid PNG (default generated/<prompt>.png)")
+    from vislab.runtime import add_device_argument
+
+    add_device_argument(p)
     return p
 
 
@@ -29,7 +32,7 @@ def generate_main(argv: list[str]) -> int:
     args = generate_parser().parse_args(argv)
     from vislab.errors import VislabError
     from vislab.run import console
-    from vislab.runtime import device
+    from vislab.runtime import pick_device
 
     from gal4p.data import save_png
     from gal4p.learner import load_personalized
@@ -37,7 +40,7 @@ def generate_main(argv: list[str]) -> int:
 
     if args.num_images < 1:
         raise VislabError("-n must be at least 1")
-    sd, info = load_personalized(args.model, args.base, device=device())
+    sd, info = load_personalized(args.model, args.base, device=pick_device(args.device))
     g = torch.Generator().manual_seed(args.seed)
     imgs = generate(sd, args.prompt, args.num_images, args.steps, args.guidance, g, args.scheduler, args.resolution)
     slug = re.sub(r"[^a-zA-Z0-9]+", "_", args.prompt[0]).strip("_")[:60] or "images"

@@ -26,7 +26,9 @@ def learn_main(argv: list[str]) -> int:
     p.add_argument("--preset", default="default")
     p.add_argument("--config", type=Path, default=None, help="YAML merged over the preset")
     p.add_argument("--seeds", type=int, nargs="+", default=None)
+    runtime.add_device_argument(p)
     args, rest = p.parse_known_args(argv)
+    device = runtime.pick_device(args.device)
     cfg = cfgmod.resolve(load_preset("incantations", args.preset), args.config, rest)
     cfg["model"]["sd"] = args.model
     if args.guidance_clip:
@@ -34,7 +36,7 @@ def learn_main(argv: list[str]) -> int:
     if args.judge_clip:
         cfg["model"]["judge_clip"] = args.judge_clip
     runtime.setup(int(cfg["seed"]))
-    frozen, judge = load_models(cfg["model"], runtime.device())
+    frozen, judge = load_models(cfg["model"], device)
     seeds = args.seeds or [int(s) for s in cfg["eval"]["seeds"]]
     res = run_prompt(frozen, args.prompt, cfg, seeds)
     out = args.out

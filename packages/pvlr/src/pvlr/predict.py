@@ -33,13 +33,17 @@ def predict_main(argv: list[str]) -> int:
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--csv", type=Path, default=None, help="also write image,label,score rows here")
+    from vislab.runtime import add_device_argument, pick_device
+
+    add_device_argument(p)
     args = p.parse_args(argv)
-    module = load_module(args.checkpoint)
+    dev = pick_device(args.device)
+    module = load_module(args.checkpoint).to(dev)
     size = int(module.hparams.model.get("image_size", 224))
     names = module.hparams.classnames
     imgs = torch.stack([torch.from_numpy(load_image(f, size=size)).permute(2, 0, 1).float() / 255 for f in args.images])
     with torch.no_grad():
-        scores = torch.sigmoid(module(imgs))
+        scores = torch.sigmoid(module(imgs.to(dev)).float()).cpu()
     rows = []
     for f, s in zip(args.images, scores):
         picked = [(names[k], float(s[k])) for k in torch.argsort(s, descending=True) if s[k] >= args.threshold]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from vislab import runtime
 from vislab.errors import InputError, VislabError
 from vislab.io import require_file, write_json
 
@@ -79,7 +80,9 @@ def segment_main(argv: list[str]) -> int:
     p.add_argument("--gd-views", type=int, default=5)
     p.add_argument("--background", default="0,0,0", help="render background r,g,b in [0,1]")
     p.add_argument("--out", required=True, help="output folder")
+    runtime.add_device_argument(p)
     a = p.parse_args(argv)
+    runtime.use_device(a.device)
     points = parse_points(a.points)
     if a.scribble:
         from vislab.io import load_image
@@ -92,7 +95,7 @@ def segment_main(argv: list[str]) -> int:
         raise VislabError("give --points (at least one click) or --scribble")
     splats, cams = _scene(a.ply, a.cameras)
     cfg = segment_args_to_config(a)
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = str(runtime.device())
     provider = make_provider(a.provider, None, a.sam_type, a.sam_checkpoint, a.sam_k, dev)
     bg = tuple(float(x) for x in a.background.split(","))
     seg = segment_gaussians(
@@ -118,7 +121,9 @@ def render_main(argv: list[str]) -> int:
     p.add_argument("--cameras", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--background", default="0,0,0")
+    runtime.add_device_argument(p)
     a = p.parse_args(argv)
+    runtime.use_device(a.device)
     splats, cams = _scene(a.ply, a.cameras)
     rgb, alpha, depth = render_all(splats, cams, tuple(float(x) for x in a.background.split(",")))
     for i in range(len(cams)):

@@ -20,6 +20,9 @@ def predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--detect", action="store_true", help="detect the largest face (scikit-image's bundled LBP cascade) and crop it with a 20%% margin")
     p.add_argument("--clip", default=None, help="replace the CLIP location recorded in the checkpoint (local HF folder)")
     p.add_argument("--batch-size", type=int, default=32)
+    from vislab.runtime import add_device_argument
+
+    add_device_argument(p)
     return p
 
 
@@ -28,7 +31,7 @@ def predict_main(argv: list[str]) -> int:
     import torch
     from vislab.faces.inputs import load_faces
     from vislab.io import atomic_path
-    from vislab.runtime import device
+    from vislab.runtime import pick_device
 
     from uniattack.build import load_checkpoint
     from uniattack.data import resize
@@ -37,7 +40,7 @@ def predict_main(argv: list[str]) -> int:
     files, crops, _ = load_faces(args.images, args.box, args.detect)
     model, meta = load_checkpoint(args.checkpoint, clip_path=args.clip)
     thr = args.threshold if args.threshold is not None else float(meta.get("threshold", 0.5))
-    dev = device()
+    dev = pick_device(args.device)
     model.to(dev)
     size = int(model.clip.image_size)
     imgs = [resize(c, size) for c in crops]

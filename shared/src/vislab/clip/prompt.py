@@ -13,16 +13,19 @@ import torch
 from torch import nn
 
 from vislab.clip.encoder import ClipEncoder
+from vislab.devices import FollowsDevice
 from vislab.errors import VislabError
+from vislab.runtime import full_precision
 
 
-class PromptLearner(nn.Module):
+class PromptLearner(FollowsDevice, nn.Module):
     """CoOp context vectors for ``classnames`` on a frozen :class:`ClipEncoder`.
 
     ``forward()`` -> text features (n_cls, D); ``forward(ctx_shift)`` with ``ctx_shift`` (B, Wt) adds a
     per-sample shift to every context vector (CoCoOp's meta-token) -> (B, n_cls, D).
-    The CLIP is *not* registered as a submodule (``state_dict`` holds only the prompt learner); move it
-    to the same device yourself. Its weights are frozen here.
+    The CLIP is *not* registered as a submodule (``state_dict`` holds only the prompt learner), but it
+    follows the learner's device (``to``/``cuda``/``cpu``). Its weights are frozen here. Under mixed
+    precision the text tower runs in fp32, as CoOp does (fp16 prompt gradients overflow).
     """
 
     def __init__(self, clip: ClipEncoder, classnames: list[str], n_ctx: int = 4, ctx_init: str | None = None,
@@ -73,6 +76,9 @@ class PromptLearner(nn.Module):
     def clip(self) -> ClipEncoder:
         return self._clip
 
+    def frozen_modules(self) -> list[nn.Module]:
+        return [self._clip]
+
     @property
     def n_cls(self) -> int:
         return len(self.classnames)
@@ -101,13 +107,14 @@ class PromptLearner(nn.Module):
         return torch.stack([self._assemble(ctx + s.view(1, 1, -1)) for s in ctx_shift], dim=0)
 
     def forward(self, ctx_shift: torch.Tensor | None = None, normalize: bool = False) -> torch.Tensor:
-        emb = self.prompt_embeddings(ctx_shift)
-        ids = self.tokenized_prompts  # the class tokens move in "front"/"middle" but EOS keeps its slot
-        if ctx_shift is None:
-            return self.clip.encode_text_embeddings(emb, ids, normalize=normalize)
-        B = emb.shape[0]
-        feats = self.clip.encode_text_embeddings(emb.flatten(0, 1), ids.repeat(B, 1), normalize=normalize)
-        return feats.view(B, self.n_cls, -1)
+        with full_precision(self.ctx.device):  # fp32 text tower under bf16/fp16 autocast
+            emb = self.prompt_embeddings(None if ctx_shift is None else ctx_shift.float()).float()
+            ids = self.tokenized_prompts  # the class tokens move in "front"/"middle" but EOS keeps its slot
+            if ctx_shift is None:
+                return self.clip.encode_text_embeddings(emb, ids, normalize=normalize)
+            B = emb.shape[0]
+            feats = self.clip.encode_text_embeddings(emb.flatten(0, 1), ids.repeat(B, 1), normalize=normalize)
+            return feats.view(B, self.n_cls, -1)
 
     def logits(self, image_features: torch.Tensor) -> torch.Tensor:
         """CoOp logits (B, n_cls) = logit_scale * cos(image_features, class text features)."""
