@@ -1,4 +1,4 @@
-"""Command line of sags: ``sags`` (train, the embedded default), ``sags segment | render | edit | collide | eval``."""
+"""Command line of sags: ``sags`` (train, the embedded default), ``sags segment | render | edit | collide | eval | view``."""
 
 from __future__ import annotations
 
@@ -20,7 +20,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return _train(run)
 
+    def view(args: list[str]) -> int | None:
+        from sags.view import view_main
+
+        return view_main(args)
+
     commands = {n: lazy(n) for n in ("segment", "render", "edit", "collide", "eval")}
+    commands["view"] = view
     return method_main(
         "sags",
         train,
