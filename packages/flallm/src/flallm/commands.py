@@ -114,6 +114,13 @@ def trim_mbart(model_dir: str | Path, out_dir: str | Path, lang: str, sentences:
     tok = SignTokenizer.from_dir(model_dir, lang)
     be = tok.backend
     kept = {be.token_to_id(t) for t in (*SPECIALS, lang)}
+    uncovered = [(s, tok.unknown(s)) for s in sentences]
+    uncovered = [(s, u) for s, u in uncovered if u]
+    if uncovered:
+        s, u = uncovered[0]
+        raise InputError(model_dir, f"{len(uncovered)} of {len(sentences)} training sentences tokenize to <unk> "
+                                    f"(e.g. {s[:40]!r}: {''.join(u)[:20]!r}); this tokenizer does not cover the language: "
+                                    f"give the folder's tokenizer.json (mBART-cc25's fast tokenizer) or another tokenizer")
     for s in sentences:
         kept.update(be.encode(s, add_special_tokens=False).ids)
     kept_ids = sorted(int(i) for i in kept)

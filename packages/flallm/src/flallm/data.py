@@ -1,4 +1,4 @@
-"""Data: the layouts gloss-free SLT uses (spec section 8), frame sampling, the synthetic world.
+"""Data: the dataset layouts gloss-free SLT uses, frame sampling, the synthetic world.
 
 A *sample* is a dict ``{"id", "text", "frames" | "frame_paths" | "video"}``: in-memory
 uint8 frames (T, H, W, 3), a list of image files, or a video file. Frames are chosen
@@ -12,8 +12,8 @@ import csv
 import gzip
 import json
 import math
-import pickle
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 from vislab.errors import InputError, VislabError
-from vislab.io import IMAGE_SUFFIXES, list_images, load_image, require_dir, require_file
+from vislab.io import IMAGE_SUFFIXES, list_images, load_image, require_dir, require_file, safe_unpickle
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg"}
 MULTIFRAME_SUFFIXES = {".gif", ".webp", ".tif", ".tiff"}
@@ -48,24 +48,30 @@ def sample_indices(T: int, stride: int = 4, max_frames: int = 300, train: bool =
 
 
 # ----------------------------------------------------------------------------- decoding
-def read_video(path: str | Path) -> np.ndarray:
-    """All frames of a video or animated image as uint8 (T, H, W, 3).
+def read_video(path: str | Path, select: Callable[[int], list[int]] | None = None) -> np.ndarray:
+    """Frames of a video or animated image as uint8 (N, H, W, 3).
 
-    ``.npy`` arrays, multi-frame images (GIF/WebP/TIFF, via PIL) and videos (mp4, avi, ...,
-    via OpenCV). Unreadable files raise InputError naming the file.
+    ``select(T)`` gets the clip's frame count and returns the indices to keep (all frames when None);
+    only those frames are decoded to RGB and kept in memory (a 720p How2Sign clip of 300 frames would
+    otherwise take about 0.8 GB). ``.npy`` arrays (memory-mapped), multi-frame images (GIF/WebP/TIFF, via
+    PIL) and videos (mp4, avi, ..., via OpenCV). Unreadable files raise InputError naming the file.
     """
     p = require_file(path, "video")
     suf = p.suffix.lower()
     try:
         if suf == ".npy":
-            arr = np.load(p, allow_pickle=False)
+            arr = np.load(p, mmap_mode="r", allow_pickle=False)
+            if arr.ndim == 4 and select is not None:
+                arr = arr[select(len(arr))]
+            arr = np.asarray(arr)
         elif suf in MULTIFRAME_SUFFIXES:
             from PIL import Image, ImageSequence
 
             with Image.open(p) as im:
-                arr = np.stack([np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(im)])
+                keep = set(select(int(getattr(im, "n_frames", 1)))) if select is not None else None
+                arr = np.stack([np.asarray(f.convert("RGB")) for t, f in enumerate(ImageSequence.Iterator(im)) if keep is None or t in keep])
         elif suf in VIDEO_SUFFIXES:
-            arr = _read_video_cv2(p)
+            arr = _read_video_cv2(p, select)
         elif suf in IMAGE_SUFFIXES:
             arr = load_image(p)[None]
         else:
@@ -79,22 +85,46 @@ def read_video(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(arr.astype(np.uint8))
 
 
-def _read_video_cv2(p: Path) -> np.ndarray:
-    """Decode a video with OpenCV (its bundled ffmpeg); RGB uint8 (T, H, W, 3)."""
+def _open_capture(p: Path) -> Any:
     import cv2
 
-    cap = cv2.VideoCapture(str(p))
-    try:
-        if not cap.isOpened():
-            raise ValueError("no decodable video stream")
-        frames = []
-        while True:
-            ok, f = cap.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
-    finally:
-        cap.release()
+    return cv2.VideoCapture(str(p))
+
+
+def _read_video_cv2(p: Path, select: Callable[[int], list[int]] | None = None) -> np.ndarray:
+    """Decode a video with OpenCV (its bundled ffmpeg); RGB uint8 (N, H, W, 3) of the selected frames.
+
+    Every frame is grabbed (demuxed and decoded, as inter-frame codecs need), but only the selected ones
+    are retrieved (converted) and kept. The container's frame count picks the indices; if the stream turns
+    out to have a different length, a second pass uses the counted length.
+    """
+    import cv2
+
+    chosen: dict[int, set[int]] = {}
+
+    def one_pass(T: int | None) -> tuple[list[np.ndarray], int, int]:
+        cap = _open_capture(p)
+        try:
+            if not cap.isOpened():
+                raise ValueError("no decodable video stream")
+            T = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if T is None else T
+            if select is not None and T not in chosen:
+                chosen[T] = set(select(T)) if T > 0 else set()
+            frames, t = [], 0
+            while cap.grab():
+                if select is None or t in chosen[T]:
+                    ok, f = cap.retrieve()
+                    if not ok:
+                        break
+                    frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
+                t += 1
+        finally:
+            cap.release()
+        return frames, T, t
+
+    frames, expected, counted = one_pass(None)
+    if select is not None and counted != expected and counted > 0:
+        frames, _, _ = one_pass(counted)  # the header's frame count was wrong
     if not frames:
         raise ValueError("no frames decoded")
     return np.stack(frames)
@@ -113,8 +143,7 @@ def load_sample_frames(sample: dict[str, Any], stride: int, max_frames: int, tra
             raise InputError(sample.get("id", "?"), "no frames")
         return np.stack([load_image(paths[i]) for i in sample_indices(len(paths), stride, max_frames, train, rng)])
     if "video" in sample:
-        arr = read_video(sample["video"])
-        return arr[sample_indices(len(arr), stride, max_frames, train, rng)]
+        return read_video(sample["video"], lambda T: sample_indices(T, stride, max_frames, train, rng))
     raise VislabError(f"sample {sample.get('id')!r} has no frames, frame_paths or video")
 
 
@@ -200,7 +229,7 @@ def read_gfslt(label_file: str | Path, image_root: str | Path) -> list[dict[str,
     root = require_dir(image_root, "image root")
     try:
         with gzip.open(p, "rb") as fh:
-            data = pickle.load(fh)
+            data = safe_unpickle(fh)
     except Exception as e:  # noqa: BLE001
         raise InputError(p, f"not a gzip pickle of labels ({e.__class__.__name__})") from None
     if not isinstance(data, dict):
@@ -232,7 +261,7 @@ def read_csl_daily(root: str | Path, split: str) -> list[dict[str, Any]]:
             names.add(f[0].strip())
     try:
         with open(pkl, "rb") as fh:
-            info = pickle.load(fh)["info"]
+            info = safe_unpickle(fh)["info"]
     except Exception as e:  # noqa: BLE001
         raise InputError(pkl, f"not a CSL-Daily label pickle ({e.__class__.__name__})") from None
     out = []

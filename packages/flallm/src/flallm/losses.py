@@ -1,4 +1,4 @@
-"""The loss of both stages (spec section 2)."""
+"""The loss of both stages."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Evaluation metrics of gloss-free SLT (spec section 4), computed as defined there.
+"""Evaluation metrics of gloss-free SLT, as the gloss-free SLT literature computes them.
 
 BLEU-n: corpus BLEU (uniform weights over 1..n-gram precisions, brevity penalty) x 100 via
 sacrebleu ``BLEU(max_ngram_order=n)``. German/English/toy: lowercase, tokenize ``13a``;

@@ -1,4 +1,4 @@
-"""FLa-LLM's modules (spec section 2). B batch, T frames, N = ceil(T/4) sampled frames.
+"""FLa-LLM's modules (Sec. 3 and Fig. 2 of the paper). B batch, T frames, N = ceil(T/4) sampled frames.
 
 Stage 1: ``VisualEncoder`` (``Backbone`` per frame + ``LocalTemporalModule``) -> ``VLAdapter``
 -> ``LightT`` (small transformer encoder-decoder, randomly initialised).
@@ -26,7 +26,7 @@ def lengths_to_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.
 
 
 class TinyCNN(nn.Module):
-    """Toy backbone (spec section 7): Conv3x3 s2 16ch-BN-ReLU-Conv3x3 s2 32ch-BN-ReLU-GAP.
+    """Toy backbone: Conv3x3 s2 16ch-BN-ReLU-Conv3x3 s2 32ch-BN-ReLU-GAP.
 
     (M, 3, H, W) -> (M, 32).
     """
@@ -73,6 +73,14 @@ class Backbone(nn.Module):
         elif name == "tiny_cnn":
             self.net = TinyCNN(tiny_width)
             self.out_dim = self.net.out_dim
+            if weights:
+                from vislab.io import load_torch
+
+                sd = load_torch(weights, "tiny_cnn weights")
+                try:
+                    self.net.load_state_dict(sd)
+                except (RuntimeError, TypeError, AttributeError) as e:
+                    raise InputError(weights, f"not a tiny_cnn state_dict ({str(e).splitlines()[0][:160]})") from None
         else:
             raise ValueError(f"unknown backbone {name!r} (resnet18, tiny_cnn)")
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)

@@ -1,4 +1,4 @@
-"""LightningModules: one per training stage (spec sections 1-3).
+"""LightningModules: one per training stage of FLa-LLM (Sec. 3 of the paper).
 
 ``Stage1Module`` (visual initialing): VisualEncoder -> VLAdapter -> Light-T, all trained with
 the label-smoothed generation loss; SGD + cosine.
@@ -96,7 +96,7 @@ class _TranslationModule(pl.LightningModule):
 
     def _eval_step(self, batch: dict[str, Any], split: str) -> None:
         self.log(f"{split}_loss", self.loss(batch), batch_size=len(batch["texts"]), sync_dist=True)
-        for i, h, r in zip(batch["ids"], self.translate_batch(batch), batch["texts"]):
+        for i, h, r in zip(batch["ids"], self.translate_batch(batch), self.tok.normalize(batch["texts"])):
             self._hyps.append((i, h, r))
 
     def _eval_end(self, split: str) -> None:
@@ -153,10 +153,13 @@ class Stage1Module(_TranslationModule):
 
 
 class Stage2Module(_TranslationModule):
-    """LLM fine-tuning: frozen VisualEncoder -> F (B, N, C) -> LLMAdapter -> mBART.
+    """LLM fine-tuning: VisualEncoder -> F (B, N, C) -> LLMAdapter -> mBART.
 
-    Batches carry either cached features ``feats`` (B, N, C) or ``frames``; the visual
-    encoder has no trainable parameters and stays in ``eval()`` whatever ``train()`` says.
+    The visual encoder starts from ``model.visual.weights`` (the ImageNet backbone) and is replaced by
+    the stage-1 encoder with :meth:`load_visual_from`. With ``stage2.freeze_visual`` (the paper's
+    method) it has no trainable parameters and stays in ``eval()`` whatever ``train()`` says, and
+    batches may carry cached features ``feats`` (B, N, C); without it the encoder is trained end to
+    end with the LLM at ``stage2.lr_visual`` (the paper's "not frozen" / end-to-end ablations).
     """
 
     stage = 2
@@ -164,9 +167,11 @@ class Stage2Module(_TranslationModule):
     def __init__(self, config: dict[str, Any], tokenizer: SignTokenizer, llm_config: dict[str, Any] | None = None):
         super().__init__(config, tokenizer)
         m = config["model"]
-        self.visual = build_visual({**m, "visual": {**m["visual"], "weights": None}})
-        self.visual.requires_grad_(False)
-        self.visual.eval()
+        self.freeze_visual = bool(config["stage2"].get("freeze_visual", True))
+        self.visual = build_visual(m)
+        if self.freeze_visual:
+            self.visual.requires_grad_(False)
+            self.visual.eval()
         lcfg = dict(m["llm"])
         if llm_config is not None:
             lcfg["config"] = llm_config
@@ -175,7 +180,8 @@ class Stage2Module(_TranslationModule):
 
     def train(self, mode: bool = True) -> Stage2Module:
         super().train(mode)
-        self.visual.eval()  # frozen BatchNorm statistics (spec pitfall: BN in train mode drifts)
+        if self.freeze_visual:
+            self.visual.eval()  # frozen BatchNorm statistics too (BN in train mode would drift)
         return self
 
     @torch.no_grad()
@@ -185,13 +191,20 @@ class Stage2Module(_TranslationModule):
         return self.visual(frames, lengths)
 
     def encode(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        f = batch["feats"] if "feats" in batch else self.features(batch["frames"], batch["lengths"])
+        if "feats" in batch:
+            f = batch["feats"]
+        elif self.freeze_visual:
+            f = self.features(batch["frames"], batch["lengths"])
+        else:
+            f = self.visual(batch["frames"], batch["lengths"])
         return self.llm_adapter(f), lengths_to_mask(batch["lengths"], f.shape[1])
 
     def configure_optimizers(self):
         c = self.config["stage2"]
         groups = [{"params": [p for p in self.head.parameters() if p.requires_grad], "lr": float(c["lr_llm"])},
                   {"params": list(self.llm_adapter.parameters()), "lr": float(c["lr_adapter"])}]
+        if not self.freeze_visual:
+            groups.append({"params": list(self.visual.parameters()), "lr": float(c["lr_visual"])})
         groups = [g for g in groups if g["params"]]
         return self._cosine(torch.optim.Adam(groups, weight_decay=float(c.get("weight_decay", 0.0))))
 
@@ -204,7 +217,7 @@ class Stage2Module(_TranslationModule):
         """Copy the stage-1 visual encoder (backbone + temporal module, incl. BN statistics)."""
         sd = stage1.visual.state_dict() if isinstance(stage1, nn.Module) else stage1
         self.visual.load_state_dict(sd)
-        self.visual.eval()
+        self.train(self.training)
 
 
 def load_module(path: str | Path, map_location: str = "cpu") -> Stage1Module | Stage2Module:

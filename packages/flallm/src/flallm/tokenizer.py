@@ -1,6 +1,6 @@
 """The text side: one tokenizer class for the toy word-level vocabulary and for (trimmed) mBART.
 
-Targets follow the mBART-cc25 convention (spec section 2): labels are
+Targets follow the mBART-cc25 convention (as GFSLT-VLP uses it): labels are
 ``w_1 .. w_L </s> LANG`` and the decoder starts from ``LANG`` (shift-right), so the
 decoder input is ``LANG w_1 .. w_L </s>``. A trimmed mBART (``flallm trim``) keeps the
 original sentencepiece tokenizer and a list ``kept_ids`` (new id -> old id) beside the
@@ -22,7 +22,7 @@ MBART_CC25_LANGS = (
     "ar_AR", "cs_CZ", "de_DE", "en_XX", "es_XX", "et_EE", "fi_FI", "fr_XX", "gu_IN", "hi_IN", "it_IT", "ja_XX",
     "kk_KZ", "ko_KR", "lt_LT", "lv_LV", "my_MM", "ne_NP", "nl_XX", "ro_RO", "ru_RU", "si_LK", "tr_TR", "vi_VN", "zh_CN",
 )
-#: Target language of each dataset (spec section 2).
+#: Target language of each dataset.
 DATASET_LANG = {"phoenix14t": "de_DE", "gfslt": "de_DE", "csl_daily": "zh_CN", "how2sign": "en_XX"}
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
 TRIM_FILE = "flallm_trim.json"
@@ -125,6 +125,18 @@ class SignTokenizer:
             out.append(self.backend.decode(keep, skip_special_tokens=True).strip())
         return out
 
+    def normalize(self, texts: list[str]) -> list[str]:
+        """References as the model can write them: encoded to ids and decoded back, so the tokenizer's
+        normalisation (e.g. mBART's NFKC: full-width "，" -> ","; whitespace) applies to references and
+        hypotheses alike, as GFSLT-VLP's evaluation decodes its references from the target ids."""
+        return self.decode([self.ids(t) for t in texts])
+
+    def unknown(self, text: str) -> list[str]:
+        """The pieces of ``text`` that the tokenizer maps to ``<unk>`` (empty when it covers the text)."""
+        enc = self.backend.encode(text, add_special_tokens=False)
+        unk = self.backend.token_to_id("<unk>")
+        return [text[a:b] or tok for i, tok, (a, b) in zip(enc.ids, enc.tokens, enc.offsets) if i == unk]
+
     # -- (de)serialisation ---------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """Everything needed to rebuild this tokenizer (stored inside checkpoints)."""
@@ -138,7 +150,7 @@ class SignTokenizer:
 
     @classmethod
     def build_word_level(cls, sentences: list[str], lang: str = "xx_XX") -> SignTokenizer:
-        """A word-level tokenizer of the train sentences (spec section 7), built offline.
+        """A word-level tokenizer of the train sentences (the synthetic world), built offline.
 
         Ids: ``<s>=0 <pad>=1 </s>=2 <unk>=3``, then the words (sorted), then ``lang``.
         """
@@ -172,6 +184,9 @@ class SignTokenizer:
                 from transformers import AutoTokenizer
 
                 backend = AutoTokenizer.from_pretrained(str(d), local_files_only=True).backend_tokenizer
+                _add_sentencepiece_normalizer(backend, d)
+        except InputError:
+            raise
         except Exception as e:  # noqa: BLE001 - any failure means an unusable folder
             raise InputError(d, f"cannot load a tokenizer ({e.__class__.__name__}: {str(e)[:160]})") from None
         kept = None
@@ -181,3 +196,29 @@ class SignTokenizer:
             except Exception as e:  # noqa: BLE001
                 raise InputError(d / TRIM_FILE, f"malformed trim map ({e})") from None
         return cls(backend, lang, kept)
+
+
+def _add_sentencepiece_normalizer(backend: Any, folder: Path) -> None:
+    """Give a tokenizer converted from ``sentencepiece.bpe.model`` the model's own normaliser.
+
+    transformers converts mBART's sentencepiece model without its NFKC character map, so full-width
+    punctuation ("，", "？"), common in Chinese text, becomes ``<unk>``. mBART-cc25's ``tokenizer.json``
+    applies the map (``Precompiled``) and collapses repeated spaces; do the same here.
+    """
+    from tokenizers import normalizers
+
+    if backend.normalizer is not None:
+        return
+    models = sorted(folder.glob("*.model"))
+    if not models:
+        return
+    try:
+        from sentencepiece import sentencepiece_model_pb2
+
+        proto = sentencepiece_model_pb2.ModelProto()
+        proto.ParseFromString(models[0].read_bytes())
+        charsmap = proto.normalizer_spec.precompiled_charsmap
+    except Exception as e:  # noqa: BLE001 - a broken model file
+        raise InputError(models[0], f"not a sentencepiece model ({e.__class__.__name__})") from None
+    if charsmap:
+        backend.normalizer = normalizers.Sequence([normalizers.Precompiled(charsmap), normalizers.Replace(" {2,}", " ")])

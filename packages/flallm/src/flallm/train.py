@@ -1,8 +1,8 @@
 """``flallm`` training: stage 1 (visual initialing), then stage 2 (LLM fine-tuning), as one run.
 
 Headline metric: dev BLEU-4 before training -> after stage 2 (``metrics.json`` also holds
-the after-stage-1 score, the stage-2-only baseline on a random frozen encoder, and test
-BLEU-1..4 / ROUGE-L). Checkpoints: ``checkpoints/stage1.ckpt`` (the finished stage 1),
+the after-stage-1 score, the stage-2-only baseline on the frozen ImageNet-style backbone, the
+constant-output reference, and test BLEU-1..4 / ROUGE-L). Checkpoints: ``checkpoints/stage1.ckpt`` (the finished stage 1),
 ``checkpoints/stage2-best.ckpt`` (best dev BLEU-4 in stage 2, the paper's choice) and
 ``checkpoints/last.ckpt`` (the latest of the running stage, for ``--resume``).
 """
@@ -13,10 +13,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 from vislab import runtime
 from vislab.errors import VislabError
+from vislab.io import load_torch
+from vislab.lightning import build_trainer
 from vislab.run import Run, track
 
 from flallm.data import (
@@ -73,7 +76,7 @@ def evaluate(module: Stage1Module | Stage2Module, loader: DataLoader, desc: str 
         b = {k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in batch.items()}
         with _autocast(dev):
             hyps = module.translate_batch(b)
-        for i, h, r in zip(batch["ids"], hyps, batch["texts"]):
+        for i, h, r in zip(batch["ids"], hyps, module.tok.normalize(batch["texts"])):
             rows.append({"id": i, "hyp": h, "ref": r})
     module.train(was_training)
     scores = translation_scores([r["hyp"] for r in rows], [r["ref"] for r in rows], module.lang)
@@ -95,7 +98,7 @@ def extract_features(module: Stage2Module, samples: list[dict[str, Any]], cfg: d
     return out
 
 
-def _stage_trainer(run: Run, stage_cfg: dict[str, Any], **kw: Any):
+def _stage_trainer(run: Run, stage_cfg: dict[str, Any], callbacks: list[pl.Callback] | None = None, **kw: Any):
     tcfg = run.config.get("trainer", {})
     if "max_epochs" not in tcfg and "max_steps" not in tcfg:
         kw["max_epochs"] = int(stage_cfg["epochs"])
@@ -103,7 +106,7 @@ def _stage_trainer(run: Run, stage_cfg: dict[str, Any], **kw: Any):
     kw.setdefault("check_val_every_n_epoch", max(1, min(int(stage_cfg["val_every"]), epochs)))
     if runtime.accelerator() == "gpu" and "sync_batchnorm" not in tcfg:
         kw["sync_batchnorm"] = True  # SyncBN when distributed (GFSLT-VLP)
-    return run.trainer(**kw)
+    return build_trainer(run, {**run.config.get("trainer", {}), **kw}, callbacks=callbacks)
 
 
 def _keep_logs(run: Run, name: str) -> None:
@@ -115,31 +118,62 @@ def _keep_logs(run: Run, name: str) -> None:
 
 def _ckpt_stage(path: Path) -> int | None:
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=False)["flallm"]["stage"])
+        return int(load_torch(path)["flallm"]["stage"])
     except Exception:  # noqa: BLE001
         return None
+
+
+class KeepBestOnDev(pl.Callback):
+    """Keeps, in memory, the weights of the validation epoch with the best dev ``monitor`` (no files)."""
+
+    def __init__(self, monitor: str = "val_bleu4"):
+        self.monitor, self.best, self.epoch, self.state = monitor, float("-inf"), -1, None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        v = trainer.callback_metrics.get(self.monitor)
+        if v is not None and not trainer.sanity_checking and float(v) > self.best:
+            self.best, self.epoch = float(v), int(trainer.current_epoch)
+            self.state = {k: t.detach().cpu().clone() for k, t in pl_module.state_dict().items()}
 
 
 def train_stage2(run: Run, cfg: dict[str, Any], tok: SignTokenizer, splits: dict[str, list[dict[str, Any]]],
                  visual_state: dict[str, torch.Tensor] | None, tag: str, checkpoints: bool = True,
                  ckpt_path: Path | None = None) -> tuple[Stage2Module, Any]:
-    """Stage 2 on features cached once from the frozen encoder (``visual_state``; None = random init)."""
+    """Stage 2 from the stage-1 encoder (``visual_state``) or, with None, from ``model.visual.weights``
+    (the ImageNet backbone; random when unset). A frozen encoder's features are cached once for all
+    epochs; an unfrozen one (``stage2.freeze_visual: false``) trains on frames. The weights of the best
+    dev BLEU-4 epoch are kept (``checkpoints/stage2-best.ckpt`` with ``checkpoints``, in memory otherwise)."""
     s2 = Stage2Module(cfg, tok)
     if visual_state is not None:
         s2.load_visual_from(visual_state)
-    feats = {k: extract_features(s2, v, cfg, f"{tag}: caching {k} features") for k, v in splits.items() if k in ("train", "dev")}
     c2 = cfg["stage2"]
-    dm = FeatureDataModule(feats, tok, int(c2["batch_size"]), int(cfg["eval_batch_size"]), cfg["data"].get("max_label_len"))
+    if s2.freeze_visual:
+        feats = {k: extract_features(s2, v, cfg, f"{tag}: caching {k} features") for k, v in splits.items() if k in ("train", "dev", "test")}
+        dm = FeatureDataModule(feats, tok, int(c2["batch_size"]), int(cfg["eval_batch_size"]), cfg["data"].get("max_label_len"))
+    else:
+        feats = None
+        dm = SignDataModule(splits, cfg["data"], tok, int(c2["batch_size"]), int(cfg["eval_batch_size"]), int(cfg["seed"]))
+    keep = KeepBestOnDev()
     if checkpoints:
         tr = _stage_trainer(run, c2, checkpoint={"monitor": "val_bleu4", "mode": "max", "filename": "stage2-best", "enable_version_counter": False})
     else:
-        tr = _stage_trainer(run, c2, enable_checkpointing=False, logger=False)
+        tr = _stage_trainer(run, c2, enable_checkpointing=False, logger=False, callbacks=[keep])
     tr.fit(s2, dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
     best = getattr(tr.checkpoint_callback, "best_model_path", "") if checkpoints else ""
     if best and Path(best).is_file():  # the paper keeps the best dev BLEU-4 checkpoint
-        s2.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
+        s2.load_state_dict(load_torch(best, "stage-2 checkpoint")["state_dict"])
+    elif keep.state is not None:
+        s2.load_state_dict(keep.state)
     s2.feature_cache = feats  # type: ignore[attr-defined]
+    s2.best_epoch = keep.epoch  # type: ignore[attr-defined]
     return s2, tr
+
+
+def stage2_loader(module: Stage2Module, split: str, splits: dict[str, list[dict[str, Any]]], cfg: dict[str, Any],
+                  tok: SignTokenizer) -> DataLoader:
+    """Cached features when the encoder was frozen, frames otherwise."""
+    cache = getattr(module, "feature_cache", None)
+    return feature_loader(cache[split], cfg, tok) if cache else video_loader(splits[split], cfg, tok)
 
 
 def feature_loader(items: list[dict[str, Any]], cfg: dict[str, Any], tok: SignTokenizer) -> DataLoader:
@@ -154,7 +188,12 @@ def train(run: Run) -> dict[str, Any]:
         from vislab.config import dump_yaml
 
         (run.out / "config.yaml").write_text(dump_yaml(cfg))
+    if cfg.get("ablation", {}).get("seeds"):
+        from flallm.ablation import run_ablation
+
+        return run_ablation(run)
     splits = load_splits(cfg["data"])
+    ensure_visual_weights(run, cfg)
     tok = build_tokenizer(cfg, [s["text"] for s in splits["train"]])
     run.log(f"data: {cfg['data']['source']}  train/dev/test = {len(splits['train'])}/{len(splits['dev'])}/{len(splits['test'])}, "
             f"vocabulary {tok.vocab_size}, language {tok.lang}; BLEU: {bleu_signature(tok.lang)}")
@@ -179,7 +218,7 @@ def train(run: Run) -> dict[str, Any]:
         tr1.save_checkpoint(stage1_file)  # rank 0 writes; every rank then loads the same weights (BN stats)
         tr1.strategy.barrier()
         _keep_logs(run, "stage1")
-    s1.load_state_dict(torch.load(stage1_file, map_location="cpu", weights_only=False)["state_dict"])
+    s1.load_state_dict(load_torch(stage1_file)["state_dict"])
     s1.history = s1.history or {}
     after1 = None
     if main:
@@ -201,16 +240,19 @@ def train(run: Run) -> dict[str, Any]:
     base = None
     if cfg.get("baseline_stage2_only"):
         torch.manual_seed(int(cfg["seed"]) + 1)
-        sb, _ = train_stage2(run, cfg, tok, splits, None, "stage 2 only (random frozen encoder)", checkpoints=False)
+        sb, _ = train_stage2(run, cfg, tok, splits, None, "stage 2 only (ImageNet-style backbone)", checkpoints=False)
         histories["stage 2 only"] = sb.history
         if main:
-            base, _ = evaluate(sb, feature_loader(sb.feature_cache["dev"], cfg, tok), "stage-2-only: dev")
-            result["dev_stage2_only"] = base
+            base, _ = evaluate(sb, stage2_loader(sb, "dev", splits, cfg, tok), "stage-2-only: dev")
+            base_test, _ = evaluate(sb, stage2_loader(sb, "test", splits, cfg, tok), "stage-2-only: test")
+            result.update(dev_stage2_only=base, test_stage2_only=base_test)
     if main:
-        after2, rows2 = evaluate(s2, feature_loader(s2.feature_cache["dev"], cfg, tok), "after stage 2: dev")
-        test_scores, _ = evaluate(s2, video_loader(splits["test"], cfg, tok), "after stage 2: test")
+        from flallm.ablation import constant_reference
+
+        after2, rows2 = evaluate(s2, stage2_loader(s2, "dev", splits, cfg, tok), "after stage 2: dev")
+        test_scores, _ = evaluate(s2, stage2_loader(s2, "test", splits, cfg, tok), "after stage 2: test")
         result.update(dev_after_stage2=after2, test_after_stage2=test_scores, bleu_signature=bleu_signature(tok.lang),
-                      dev_before=before, vocab_size=tok.vocab_size,
+                      dev_before=before, vocab_size=tok.vocab_size, constant_reference=constant_reference(splits, tok),
                       examples=[{"ref": r["ref"], "stage1": a["hyp"], "stage2": r["hyp"]} for r, a in zip(rows2[:8], rows1[:8])])
         bars = {"before": (before or {}).get("bleu4", float("nan")), "stage 1": after1["bleu4"], "stage 2": after2["bleu4"]}
         if base is not None:
@@ -218,6 +260,25 @@ def train(run: Run) -> dict[str, Any]:
         _pictures(run, splits, {"stage 1": rows1, "stage 2": rows2}, histories, bars)
         run.finish(metric="dev_bleu4", higher_is_better=True, before=(before or {}).get("bleu4", 0.0), after=after2["bleu4"], **result)
     return result
+
+
+def ensure_visual_weights(run: Run, cfg: dict[str, Any]) -> None:
+    """``model.visual.toy_pretrain`` with a ``tiny_cnn`` backbone and no weights file: train the ImageNet-style
+    initialisation (``flallm.pretrain``) once, save it in the run folder and point ``model.visual.weights`` at it."""
+    v = cfg["model"]["visual"]
+    if v.get("weights") or not v.get("toy_pretrain") or v["backbone"] != "tiny_cnn":
+        return
+    from flallm.pretrain import pretrain_tiny_backbone
+
+    path = run.checkpoints / f"toy_backbone_seed{int(cfg['seed'])}.pth"
+    if not path.is_file():
+        sd, acc = pretrain_tiny_backbone(int(v.get("tiny_width", 16)), int(cfg["data"]["image_size"]), seed=int(cfg["seed"]))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save(sd, tmp)
+        os.replace(tmp, path)  # every DDP rank computes the same weights; the last rename wins
+        run.log(f"ImageNet-style toy backbone: shape/hue accuracy {acc:.1f} % on held-out still images -> {path.name}")
+    v["weights"] = str(path)
 
 
 def _pictures(run: Run, splits: dict[str, list[dict[str, Any]]], rows: dict[str, list[dict[str, str]]],

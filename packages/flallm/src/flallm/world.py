@@ -1,4 +1,4 @@
-"""The synthetic sign world of the embedded default (spec section 7).
+"""The synthetic sign world of the embedded default.
 
 Twelve gloss words in three groups (4 subjects, 4 objects, 4 verbs). Each word is a
 "sign": a glyph with a unique (shape, colour) pair out of 4 shapes x 4 colours, moving with
