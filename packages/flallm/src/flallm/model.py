@@ -1,4 +1,4 @@
-"""FLa-LLM's modules (Sec. 3 and Fig. 2 of the paper). B batch, T frames, N = ceil(T/4) sampled frames.
+"""FLa-LLM's modules. B batch, T frames, N = ceil(T/4) sampled frames.
 
 Stage 1: ``VisualEncoder`` (``Backbone`` per frame + ``LocalTemporalModule``) -> ``VLAdapter``
 -> ``LightT`` (small transformer encoder-decoder, randomly initialised).

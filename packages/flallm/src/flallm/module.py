@@ -1,4 +1,4 @@
-"""LightningModules: one per training stage of FLa-LLM (Sec. 3 of the paper).
+"""LightningModules: one per training stage of FLa-LLM.
 
 ``Stage1Module`` (visual initialing): VisualEncoder -> VLAdapter -> Light-T, all trained with
 the label-smoothed generation loss; SGD + cosine.
