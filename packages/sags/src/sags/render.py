@@ -20,6 +20,7 @@ so the work is O(Σ box areas), not O(N·H·W).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -171,30 +172,51 @@ def project(
     }
 
 
-def _pairs(means2d: Tensor, radii: Tensor, order: Tensor, width: int, height: int) -> tuple[Tensor, Tensor]:
-    """(gaussian id, pixel id) pairs of every pixel centre inside each Gaussian's box, in ``order``.
+_LOG_T_MIN = math.log(1e-4)  # gsplat stops a pixel once its transmittance would drop to 1e-4
 
-    The box is |x + 0.5 − u| ≤ rx, |y + 0.5 − v| ≤ ry, clipped to the image.
+
+def _boxes(means2d: Tensor, radii: Tensor, width: int, height: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Inclusive pixel ranges x0..x1, y0..y1 (int32) of the pixel centres inside each 3.33σ box.
+
+    A centre (x + 0.5, y + 0.5) is inside when |x + 0.5 − u| ≤ rx and |y + 0.5 − v| ≤ ry; ranges are
+    clipped to the image (empty when x1 < x0).
     """
-    mu = means2d.detach()[order]
-    r = radii[order].to(mu.dtype)
-    x0 = torch.ceil(mu[:, 0] - r[:, 0] - 0.5).clamp(0, width).long()
-    x1 = torch.floor(mu[:, 0] + r[:, 0] - 0.5).clamp(-1, width - 1).long()
-    y0 = torch.ceil(mu[:, 1] - r[:, 1] - 0.5).clamp(0, height).long()
-    y1 = torch.floor(mu[:, 1] + r[:, 1] - 0.5).clamp(-1, height - 1).long()
+    mu, r = means2d.detach(), radii.to(means2d.dtype)
+    x0 = torch.ceil(mu[:, 0] - r[:, 0] - 0.5).clamp(0, width)
+    x1 = torch.floor(mu[:, 0] + r[:, 0] - 0.5).clamp(-1, width - 1)
+    y0 = torch.ceil(mu[:, 1] - r[:, 1] - 0.5).clamp(0, height)
+    y1 = torch.floor(mu[:, 1] + r[:, 1] - 0.5).clamp(-1, height - 1)
+    return x0.int(), x1.int(), y0.int(), y1.int()
+
+
+def _box_pixels(x0: Tensor, x1: Tensor, y0: Tensor, y1: Tensor, width: int) -> tuple[Tensor, Tensor]:
+    """(box index, pixel id) pairs (int32) of every pixel of every box, box after box, row-major inside."""
     wx = (x1 - x0 + 1).clamp(min=0)
-    wy = (y1 - y0 + 1).clamp(min=0)
-    cnt = wx * wy
+    cnt = (wx * (y1 - y0 + 1).clamp(min=0)).long()
     total = int(cnt.sum())
+    dev = x0.device
     if total == 0:
-        e = torch.zeros(0, dtype=torch.long, device=mu.device)
+        e = torch.zeros(0, dtype=torch.int32, device=dev)
         return e, e
-    rep = torch.repeat_interleave(torch.arange(len(order), device=mu.device), cnt)
-    start = torch.cumsum(cnt, 0) - cnt
-    local = torch.arange(total, device=mu.device) - start[rep]
-    px = x0[rep] + local % wx[rep]
-    py = y0[rep] + local // wx[rep]
-    return order[rep], py * width + px
+    rep = torch.repeat_interleave(torch.arange(len(x0), dtype=torch.int32, device=dev), cnt)
+    start = (torch.cumsum(cnt, 0) - cnt).int()
+    local = torch.arange(total, dtype=torch.int32, device=dev) - start[rep]
+    w = wx[rep]
+    pid = (y0[rep] + local // w) * width + x0[rep] + local % w
+    return rep, pid
+
+
+def _alive_in_boxes(
+    done: Tensor, x0: Tensor, x1: Tensor, y0: Tensor, y1: Tensor, width: int, height: int
+) -> Tensor:
+    """Whether each box holds a pixel that is not saturated yet (a 2-D prefix sum of ``~done``)."""
+    alive = (~done).view(height, width).int()
+    S = torch.zeros(height + 1, width + 1, dtype=torch.int32, device=done.device)
+    S[1:, 1:] = alive.cumsum(0).cumsum(1)
+    xa, xb = x0.long(), (x1 + 1).long().clamp(min=0)
+    ya, yb = y0.long(), (y1 + 1).long().clamp(min=0)
+    n = S[yb, xb] - S[ya, xb] - S[yb, xa] + S[ya, xa]
+    return (n > 0) & (x1 >= x0) & (y1 >= y0)
 
 
 def composite(
@@ -207,8 +229,17 @@ def composite(
     width: int,
     height: int,
     background: Tensor | None = None,  # [D]
+    max_pairs: int = 1 << 22,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Front-to-back alpha compositing at pixel centres (spec §6 steps 6–9).
+    """Front-to-back alpha compositing at pixel centres (gsplat's classic forward pass, steps 6–9).
+
+    Gaussians are depth-sorted and taken in chunks whose boxes hold at most ``max_pairs``
+    Gaussian–pixel pairs (int32 ids), so memory is bounded whatever the scene. In a chunk, the pairs
+    are grouped by pixel (a stable sort keeps depth order) and the transmittance is a segmented scan:
+    log T = log T_before + the exclusive per-pixel cumulative sum of log(1 − α) (float64). A term is
+    kept iff the inclusive transmittance stays > 1e-4; a pixel that reaches the stop is done, and
+    later chunks skip every Gaussian whose box holds no pixel that is still open. The work is the
+    number of pairs that can still contribute, not the padded [pixels, max depth] grid.
 
     Returns colour [H, W, D] (with background), alpha [H, W, 1] and expected depth [H, W, 1].
     """
@@ -216,36 +247,67 @@ def composite(
     dev, dt = means2d.device, means2d.dtype
     vis = torch.where((radii > 0).all(-1))[0]
     order = vis[torch.argsort(depths.detach()[vis], stable=True)]
-    gid, pid = _pairs(means2d, radii, order, width, height)
+    x0, x1, y0, y1 = _boxes(means2d[order], radii[order], width, height)
+    area = ((x1 - x0 + 1).clamp(min=0) * (y1 - y0 + 1).clamp(min=0)).long()
+    grad = torch.is_grad_enabled() and any(
+        t.requires_grad for t in (means2d, conics, opacities, colors, depths)
+    )
     out_c = torch.zeros(P, D, device=dev, dtype=dt)
     out_a = torch.zeros(P, device=dev, dtype=dt)
     out_d = torch.zeros(P, device=dev, dtype=dt)
-    if len(gid):
-        pid_sorted, perm = torch.sort(pid, stable=True)  # grouped by pixel, depth order inside a group
-        gid = gid[perm]
-        pid = pid_sorted
-        counts = torch.bincount(pid, minlength=P)
-        first = torch.cumsum(counts, 0) - counts
-        rank = torch.arange(len(pid), device=dev) - first[pid]
-        kmax = int(counts.max())
+    log_t = torch.zeros(P, device=dev, dtype=torch.float64)  # log transmittance of the kept terms
+    done = torch.zeros(P, dtype=torch.bool, device=dev)
+    chunk = (torch.cumsum(area, 0) - area) // max_pairs  # pairs before a Gaussian's box, in chunks
+    sizes = torch.unique_consecutive(chunk, return_counts=True)[1].tolist() if len(order) else []
+    ends = torch.cumsum(torch.tensor(sizes, dtype=torch.long), 0).tolist()
+    for a, b in zip([0] + ends[:-1], ends):
+        if bool(done.all()):
+            break
+        sl = slice(a, b)
+        live = _alive_in_boxes(done, x0[sl], x1[sl], y0[sl], y1[sl], width, height)
+        idx = torch.where(live)[0]
+        if len(idx) == 0:
+            continue
+        k, pid = _box_pixels(x0[sl][idx], x1[sl][idx], y0[sl][idx], y1[sl][idx], width)
+        gid = order[a + idx][k]
+        open_ = ~done[pid]
+        gid, pid = gid[open_], pid[open_]
         px = (pid % width).to(dt) + 0.5
-        py = torch.div(pid, width, rounding_mode="floor").to(dt) + 0.5
-        d = torch.stack([px, py], -1) - means2d[gid]
-        c = conics[gid]
-        s = 0.5 * (c[:, 0] * d[:, 0] ** 2 + c[:, 2] * d[:, 1] ** 2) + c[:, 1] * d[:, 0] * d[:, 1]
+        py = (pid // width).to(dt) + 0.5
+        mu, cn = means2d[gid], conics[gid]
+        dx, dy = px - mu[:, 0], py - mu[:, 1]
+        s = 0.5 * (cn[:, 0] * dx * dx + cn[:, 2] * dy * dy) + cn[:, 1] * dx * dy
         alpha = torch.clamp_max(opacities[gid] * torch.exp(-s), 0.999)
-        ok = (s >= 0) & (alpha >= 1.0 / 255.0)
-        alpha = alpha * ok
-        dense = torch.zeros(P, kmax, device=dev, dtype=dt).index_put((pid, rank), alpha)
         with torch.no_grad():
-            keep = torch.cumprod(1 - dense, 1) > 1e-4
-        dense = dense * keep
-        trans = torch.cumprod(1 - dense, 1)
-        t_excl = torch.cat([torch.ones(P, 1, device=dev, dtype=dt), trans[:, :-1]], 1)
-        w = (dense * t_excl)[pid, rank]
-        out_c = out_c.index_add(0, pid, w[:, None] * colors[gid])
-        out_a = out_a.index_add(0, pid, w)
-        out_d = out_d.index_add(0, pid, w * depths[gid])
+            ok = torch.where((s >= 0) & (alpha >= 1.0 / 255.0))[0]  # skipped terms leave T unchanged
+        if len(ok) == 0:
+            continue
+        pid, perm = torch.sort(pid[ok], stable=True)  # grouped by pixel, depth order inside a group
+        sel = ok[perm]
+        gid, alpha = gid[sel], alpha[sel]
+        la = torch.log1p(-alpha.double())
+        excl = torch.cumsum(la, 0) - la
+        with torch.no_grad():
+            first = torch.ones(len(pid), dtype=torch.bool, device=dev)
+            first[1:] = pid[1:] != pid[:-1]
+            seg = torch.cumsum(first, 0) - 1
+            head = torch.where(first)[0]
+        log_excl = log_t[pid] + excl - excl[head][seg]
+        with torch.no_grad():
+            keep = (log_excl + la) > _LOG_T_MIN
+            done[pid[~keep]] = True
+        w = alpha * torch.exp(log_excl).to(dt) * keep
+        lak = la * keep
+        if grad:
+            out_c = out_c.index_add(0, pid, w[:, None] * colors[gid])
+            out_a = out_a.index_add(0, pid, w)
+            out_d = out_d.index_add(0, pid, w * depths[gid])
+            log_t = log_t.index_add(0, pid, lak)
+        else:
+            out_c.index_add_(0, pid, w[:, None] * colors[gid])
+            out_a.index_add_(0, pid, w)
+            out_d.index_add_(0, pid, w * depths[gid])
+            log_t.index_add_(0, pid, lak)
     if background is not None:
         out_c = out_c + (1 - out_a)[:, None] * background
     ed = out_d / out_a.clamp(min=1e-10)
