@@ -275,6 +275,8 @@ def test_view_in_headless_chromium(run_dir, tmp_path):
             _wait(lambda: not viewer.session.gd, 30, "the GD switch")
             page.get_by_role("button", name="Export segmented PLY").click()
             _wait(lambda: viewer.last_export is not None, 60, "the export")
+            page.get_by_role("button", name="Clear clicks").click()
+            _wait(lambda: viewer.session.seg is None and viewer._clicks_node is None, 30, "clearing")
             browser.close()
     finally:
         viewer.stop()

@@ -140,6 +140,7 @@ class Viewer:
         self.renderers: dict[int, _ClientRenderer] = {}
         self.last_message = ""
         self.last_export: Path | None = None
+        self._clicks_node = None
         check_port(host, port)
         self.server = viser.ViserServer(host=host, port=port, label="sags view", verbose=verbose)
         if self.server.get_port() != int(port):  # viser moves on to the next free port by itself
@@ -320,16 +321,19 @@ class Viewer:
         self._draw_clicks()
 
     def _draw_clicks(self) -> None:
+        """The lifted clicks as dots (green: object, red: not the object)."""
+        if self._clicks_node is not None:
+            self._clicks_node.remove()
+            self._clicks_node = None
         seg = self.session.seg
         if seg is None or not self.session.clicks:
-            self.server.scene.add_point_cloud(
-                "/clicks", np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), point_size=0.0
-            )
             return
         pts = seg.prompts3d.numpy().astype(np.float32)
         col = np.where(seg.prompt_labels[:, None] == 1, [[40, 220, 60]], [[230, 40, 40]]).astype(np.uint8)
         size = 0.01 * (self._scene_extent() or 1.0)
-        self.server.scene.add_point_cloud("/clicks", pts, col, point_size=size, point_shape="circle")
+        self._clicks_node = self.server.scene.add_point_cloud(
+            "/clicks", pts, col, point_size=size, point_shape="circle"
+        )
 
     def _scene_extent(self) -> float:
         if self.session.cams:
