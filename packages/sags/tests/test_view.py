@@ -246,6 +246,9 @@ def test_view_in_headless_chromium(run_dir, tmp_path):
         with pw.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
             page = browser.new_page(viewport={"width": 900, "height": 600})
+            requests: list[str] = []
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("websocket", lambda w: requests.append(w.url))
             page.goto(viewer.url)
             _wait(still, 90, "the first full-resolution frame")
             close = page.locator(".mantine-Notification-root button")
@@ -282,6 +285,8 @@ def test_view_in_headless_chromium(run_dir, tmp_path):
         viewer.stop()
     server.join(timeout=10)
     assert not server.is_alive() and viewer.stopped.is_set()
+    local = (f"http://127.0.0.1:{viewer.port}", f"ws://127.0.0.1:{viewer.port}", "data:", "blob:")
+    assert requests and all(u.startswith(local) for u in requests), requests  # nothing fetched elsewhere
 
     from PIL import Image
 
