@@ -41,6 +41,36 @@ def test_oracle_segments_the_sphere(scene, oracle_seg):
     assert any(m is None for m in oracle_seg.masks) and oracle_seg.masks[0] is not None
 
 
+def test_background_children_left_out_of_label_masks(scene, oracle_seg):
+    """split GD appends background children on the object surface; label rendering leaves them out."""
+    gt = [m == 1 for m in scene.test_inst]
+    n0 = oracle_seg.info["n_gaussians"]
+    with_kids, _ = mean_iou_acc(render_masks(oracle_seg.splats, oracle_seg.labels, scene.test_cams), gt)
+    fair, _ = mean_iou_acc(
+        render_masks(oracle_seg.splats, oracle_seg.labels, scene.test_cams, n_original=n0), gt
+    )
+    alone, _ = mean_iou_acc(render_masks(oracle_seg.splats, oracle_seg.labels, scene.test_cams, "alpha"), gt)
+    assert fair > with_kids + 0.01 and 0 < alone <= 1  # alone: occluded object pixels count as object
+    assert oracle_seg.renders.dtype == torch.uint8 and oracle_seg.renders.shape[0] == 16
+
+
+def test_streaming_keeps_no_renders(scene, sphere_click, oracle_seg):
+    seen = []
+    seg = segment_gaussians(
+        scene.splats,
+        scene.train_cams,
+        0,
+        sphere_click,
+        OracleProvider(scene.train_inst),
+        cfg=SegmentConfig(vote_denominator="valid"),
+        scene_scale=2.16,
+        keep_renders=False,
+        on_view=lambda v, rgb, m: seen.append((v, rgb.shape, m is None)),
+    )
+    assert seg.renders is None and [v for v, *_ in seen] == list(range(16))
+    assert torch.equal(seg.labels, oracle_seg.labels)
+
+
 def test_floodfill_segments_the_sphere(scene, sphere_click):
     seg = segment_gaussians(
         scene.splats,

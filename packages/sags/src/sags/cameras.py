@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from vislab.errors import InputError
+from vislab.errors import InputError, VislabError
 from vislab.io import atomic_path, require_dir, require_file
 
 
@@ -79,6 +79,31 @@ def intrinsics(f: float, width: int, height: int) -> Tensor:
 def stack(cams: list[Camera]) -> tuple[Tensor, Tensor]:
     """viewmats [C, 4, 4], Ks [C, 3, 3]."""
     return torch.stack([c.viewmat for c in cams]), torch.stack([c.K for c in cams])
+
+
+def resize_cameras(
+    cams: list[Camera], factor: float | None = None, resolution: int | None = None
+) -> list[Camera]:
+    """Cameras rendering smaller images: width / factor, or ``resolution`` pixels wide (aspect kept).
+
+    K is scaled by the ratio of the rounded new size to the old one (fx and cx by the width ratio,
+    fy and cy by the height ratio), as the image loader does.
+    """
+    if factor is None and resolution is None:
+        return cams
+    if factor is not None and resolution is not None:
+        raise VislabError("give --factor or --resolution, not both")
+    out = []
+    for c in cams:
+        s = (1.0 / factor) if factor is not None else resolution / c.width
+        if s <= 0:
+            raise VislabError("--factor and --resolution must be positive")
+        w, h = max(1, round(c.width * s)), max(1, round(c.height * s))
+        K = c.K.clone()
+        K[0] *= w / c.width
+        K[1] *= h / c.height
+        out.append(Camera(c.viewmat, K, w, h, c.name, c.image_path))
+    return out
 
 
 def scene_scale(cams: list[Camera]) -> float:

@@ -19,6 +19,21 @@ def _scene(ply: str, cameras: str):
     return load_ply(ply), load_cameras(cameras)
 
 
+def _add_size_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--factor", type=float, default=None, help="render at the cameras' size divided by this (e.g. 4)"
+    )
+    p.add_argument(
+        "--resolution", type=int, default=None, help="render this many pixels wide (aspect ratio kept)"
+    )
+
+
+def _sized(cams, a):
+    from sags.cameras import resize_cameras
+
+    return resize_cameras(cams, a.factor, a.resolution)
+
+
 def _labels(path: str, n: int) -> torch.Tensor:
     p = require_file(path, "labels file")
     try:
@@ -36,7 +51,7 @@ def segment_main(argv: list[str]) -> int:
     from sags.providers import make_provider
     from sags.run_helpers import segment_args_to_config
     from sags.segment import segment_gaussians
-    from sags.train import parse_points, write_segmentation
+    from sags.train import ViewWriter, parse_points, write_segmentation
 
     p = argparse.ArgumentParser(
         prog="sags segment", description="SA-GS: segment the Gaussians of an object clicked in one view."
@@ -80,6 +95,7 @@ def segment_main(argv: list[str]) -> int:
     p.add_argument("--gd-views", type=int, default=5)
     p.add_argument("--background", default="0,0,0", help="render background r,g,b in [0,1]")
     p.add_argument("--out", required=True, help="output folder")
+    _add_size_arguments(p)
     runtime.add_device_argument(p)
     a = p.parse_args(argv)
     runtime.use_device(a.device)
@@ -94,15 +110,27 @@ def segment_main(argv: list[str]) -> int:
     if points is None:
         raise VislabError("give --points (at least one click) or --scribble")
     splats, cams = _scene(a.ply, a.cameras)
+    cams = _sized(cams, a)  # clicks are in pixels of the resized reference view
     cfg = segment_args_to_config(a)
     dev = str(runtime.device())
     provider = make_provider(a.provider, None, a.sam_type, a.sam_checkpoint, a.sam_k, dev)
     bg = tuple(float(x) for x in a.background.split(","))
-    seg = segment_gaussians(
-        splats, cams, a.view, points, provider, parse_points(a.neg), cfg, scene_scale(cams), bg
-    )
     out = Path(a.out)
-    write_segmentation(seg, out, cams, points, a.view)
+    writer = ViewWriter(out, points, a.view)
+    seg = segment_gaussians(
+        splats,
+        cams,
+        a.view,
+        points,
+        provider,
+        parse_points(a.neg),
+        cfg,
+        scene_scale(cams),
+        bg,
+        keep_renders=False,
+        on_view=writer,
+    )
+    write_segmentation(seg, out, cams, points, a.view, writer)
     print(
         f"{seg.info['n_object']} of {seg.info['n_gaussians']} Gaussians selected, {seg.info['n_decomposed']} decomposed; outputs in {out}"
     )
@@ -111,7 +139,8 @@ def segment_main(argv: list[str]) -> int:
 
 def render_main(argv: list[str]) -> int:
     """Render a PLY from its cameras."""
-    from sags.segment import render_all
+    from sags.gaussians import activated, sh_degree_of
+    from sags.segment import render_view
     from sags.viz import save_png
 
     p = argparse.ArgumentParser(
@@ -121,13 +150,16 @@ def render_main(argv: list[str]) -> int:
     p.add_argument("--cameras", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--background", default="0,0,0")
+    _add_size_arguments(p)
     runtime.add_device_argument(p)
     a = p.parse_args(argv)
     runtime.use_device(a.device)
     splats, cams = _scene(a.ply, a.cameras)
-    rgb, alpha, depth = render_all(splats, cams, tuple(float(x) for x in a.background.split(",")))
-    for i in range(len(cams)):
-        save_png(rgb[i], Path(a.out) / f"{i:03d}.png")
+    cams = _sized(cams, a)
+    act, deg = activated({k: v.to(runtime.device()) for k, v in splats.items()}), sh_degree_of(splats)
+    bg = tuple(float(x) for x in a.background.split(","))
+    for i, c in enumerate(cams):  # one view at a time
+        save_png(render_view(act, deg, c, bg)[0], Path(a.out) / f"{i:03d}.png")
     print(f"{len(cams)} views rendered into {a.out}")
     return 0
 
@@ -211,28 +243,52 @@ def eval_main(argv: list[str]) -> int:
     p.add_argument(
         "--gt-masks", nargs="+", required=True, help="mask images (non-zero = object), one per view"
     )
-    p.add_argument("--mode", default="label", choices=["label", "alpha"])
+    p.add_argument(
+        "--mode",
+        default="label",
+        choices=["label", "alpha"],
+        help="label: whole scene, colour = label (occlusion-aware); alpha: the object rendered alone",
+    )
+    p.add_argument(
+        "--n-original",
+        type=int,
+        default=None,
+        help="rows of the PLY before Gaussian Decomposition; later non-object rows (background "
+        "children) are left out in label mode (default: n_gaussians of segmentation.json beside --labels)",
+    )
     p.add_argument("--out", default=None, help="metrics JSON path")
+    _add_size_arguments(p)
+    runtime.add_device_argument(p)
     a = p.parse_args(argv)
+    runtime.use_device(a.device)
+    import json
+
     from sags.cameras import load_cameras
 
     splats = load_ply(a.ply)
-    cams = load_cameras(a.cameras)
+    cams = _sized(load_cameras(a.cameras), a)
     lab = _labels(a.labels, len(splats["means"]))
+    n_orig = a.n_original
+    info = Path(a.labels).parent / "segmentation.json"
+    if n_orig is None and info.is_file():
+        n_orig = json.loads(info.read_text()).get("n_gaussians")
     views = [int(v) for v in a.views.split(",")]
     if len(views) != len(a.gt_masks):
         raise VislabError(f"{len(views)} views but {len(a.gt_masks)} masks")
-    gts = []
-    for v, mp in zip(views, a.gt_masks):
+    preds, gts = [], []
+    for v, mp in zip(views, a.gt_masks):  # one view at a time
         if not 0 <= v < len(cams):
             raise VislabError(f"view {v} out of range")
         m = load_image(mp, "L")
-        if m.shape != (cams[v].height, cams[v].width):
-            raise InputError(
-                mp, f"mask is {m.shape[1]}x{m.shape[0]}, camera {v} is {cams[v].width}x{cams[v].height}"
-            )
+        c = cams[v]
+        if m.shape != (c.height, c.width):
+            if a.factor is None and a.resolution is None:
+                raise InputError(mp, f"mask is {m.shape[1]}x{m.shape[0]}, camera {v} is {c.width}x{c.height}")
+            from PIL import Image
+
+            m = np.asarray(Image.fromarray(m).resize((c.width, c.height), Image.NEAREST))
         gts.append(torch.from_numpy(m > 0))  # any non-zero value is object (0/1 and 0/255 masks)
-    preds = render_masks(splats, lab, [cams[v] for v in views], a.mode)
+        preds += render_masks(splats, lab, [c], a.mode, n_original=n_orig)
     miou, macc = mean_iou_acc(preds, gts)
     res = {"mIoU": miou, "mAcc": macc, "views": views}
     if a.out:

@@ -8,6 +8,7 @@ render all views → lift the clicks to 3D (:func:`lift_clicks`) → re-project 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,10 +55,36 @@ class Segmentation:
     splats: Splats  # the scene after GD (N' ≥ N rows; rows 0..N−1 are the input's, children appended)
     view_labels: Tensor  # [V, N] int8 in {−1, 0, 1}
     masks: list[np.ndarray | None]  # per view bool [H, W] or None (abstained)
-    renders: Tensor  # [V, H, W, 3]
+    renders: Tensor | None  # [V, H, W, 3] uint8, None when not kept
     prompts3d: Tensor  # [P, 3]
     prompt_labels: np.ndarray  # [P]
     info: dict[str, Any] = field(default_factory=dict)
+
+
+@torch.no_grad()
+def render_view(
+    a: dict[str, Tensor],
+    deg: int,
+    cam: Camera,
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    backend: str = "auto",
+) -> tuple[Tensor, Tensor, Tensor]:
+    """RGB [H,W,3], alpha [H,W], expected depth [H,W] (CPU) of one view of activated splats ``a``."""
+    out, alpha, _ = rasterize(
+        a["means"],
+        a["quats"],
+        a["scales"],
+        a["opacities"],
+        a["colors"],
+        cam.viewmat[None].to(a["means"]),
+        cam.K[None].to(a["means"]),
+        cam.width,
+        cam.height,
+        sh_degree=deg,
+        backgrounds=torch.tensor([background], dtype=torch.float32, device=a["means"].device),
+        backend=backend,
+    )
+    return out[0, ..., :3].clamp(0, 1).cpu(), alpha[0, ..., 0].cpu(), out[0, ..., 3].cpu()
 
 
 @torch.no_grad()
@@ -67,29 +94,11 @@ def render_all(
     background: tuple[float, float, float] = (0.0, 0.0, 0.0),
     backend: str = "auto",
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """RGB [V,H,W,3], alpha [V,H,W], expected depth [V,H,W] of every view."""
-    a = activated(splats)
-    deg = sh_degree_of(splats)
-    rgbs, alphas, depths = [], [], []
-    for c in cams:
-        out, alpha, _ = rasterize(
-            a["means"],
-            a["quats"],
-            a["scales"],
-            a["opacities"],
-            a["colors"],
-            c.viewmat[None].to(a["means"]),
-            c.K[None].to(a["means"]),
-            c.width,
-            c.height,
-            sh_degree=deg,
-            backgrounds=torch.tensor([background], dtype=torch.float32, device=a["means"].device),
-            backend=backend,
-        )
-        rgbs.append(out[0, ..., :3].clamp(0, 1).cpu())
-        depths.append(out[0, ..., 3].cpu())
-        alphas.append(alpha[0, ..., 0].cpu())
-    return torch.stack(rgbs), torch.stack(alphas), torch.stack(depths)
+    """RGB [V,H,W,3], alpha [V,H,W], expected depth [V,H,W] of every view (small scenes; see
+    :func:`render_view` to stream)."""
+    a, deg = activated(splats), sh_degree_of(splats)
+    views = [render_view(a, deg, c, background, backend) for c in cams]
+    return tuple(torch.stack([v[i] for v in views]) for i in range(3))  # type: ignore[return-value]
 
 
 def lift_clicks(
@@ -341,8 +350,15 @@ def segment_gaussians(
     background: tuple[float, float, float] = (0.0, 0.0, 0.0),
     backend: str = "auto",
     progress=None,
+    keep_renders: bool = True,
+    on_view: Callable[[int, np.ndarray, np.ndarray | None], None] | None = None,
 ) -> Segmentation:
-    """The whole SA-GS pipeline for clicks ``points`` [P, 2] (x, y) in view ``ref_view``."""
+    """The whole SA-GS pipeline for clicks ``points`` [P, 2] (x, y) in view ``ref_view``.
+
+    Views are rendered one at a time. ``on_view(v, rgb_u8, mask)`` sees each view as it is done (to
+    write it out); ``keep_renders=False`` keeps no renders (``Segmentation.renders`` is None), so
+    the memory is the masks (1 byte per pixel) and the per-view labels, not V float images.
+    """
     cfg = cfg or SegmentConfig()
     if not 0 <= ref_view < len(cams):
         raise VislabError(f"reference view {ref_view} out of range (0..{len(cams) - 1})")
@@ -357,30 +373,36 @@ def segment_gaussians(
     from vislab.runtime import device
 
     dev = device()  # render on the GPU (gsplat) when there is one
-    rgbs, alphas, depths = render_all(
-        {k: v.detach().float().to(dev) for k, v in splats.items()}, cams, background, backend
-    )
+    a_dev = activated({k: v.detach().float().to(dev) for k, v in splats.items()})
+    deg = sh_degree_of(splats)
     splats = {k: v.detach().cpu().float() for k, v in splats.items()}
     ref = cams[ref_view]
     all_pts = np.concatenate([points, neg])
     all_lab = np.concatenate([np.ones(len(points), np.int64), np.zeros(len(neg), np.int64)])
-    prompts = lift_clicks(all_pts, ref, alphas[ref_view], depths[ref_view], splats, cfg)
     V, N = len(cams), len(splats["means"])
     masks: list[np.ndarray | None] = [None] * V
     view_labels = torch.full((V, N), -1, dtype=torch.int8)
+    renders: list[Tensor | None] = [None] * V
     order = [ref_view] + [v for v in range(V) if v != ref_view]  # the reference view first (SAM's k)
     it = progress(order, "masks + labels") if progress else order
     gd_splats, gd_labels, n_gd = None, None, 0
-    for v in it:
-        img = (rgbs[v].numpy() * 255).round().astype(np.uint8)
+    prompts = None
+    for v in it:  # one view at a time: only its render is in memory (uint8 kept if keep_renders)
+        rgb, alpha, depth = render_view(a_dev, deg, cams[v], background, backend)
+        img = (rgb.numpy() * 255).round().astype(np.uint8)
         if v == ref_view:
+            prompts = lift_clicks(all_pts, ref, alpha, depth, splats, cfg)
             pts, lab = all_pts, all_lab
         else:
-            pts, lab = project_prompts(prompts, all_lab, cams[v], depths[v], cfg, scene_scale)
-        if (lab == 1).sum() == 0:
-            continue  # abstain: labels stay −1
-        masks[v] = np.asarray(provider(img, pts, lab, v), bool)
-        view_labels[v] = assign_labels(splats["means"], cams[v], masks[v], depths[v], cfg, scene_scale)
+            pts, lab = project_prompts(prompts, all_lab, cams[v], depth, cfg, scene_scale)
+        if (lab == 1).sum() > 0:  # otherwise abstain: labels stay −1
+            masks[v] = np.asarray(provider(img, pts, lab, v), bool)
+            view_labels[v] = assign_labels(splats["means"], cams[v], masks[v], depth, cfg, scene_scale)
+        if keep_renders:
+            renders[v] = torch.from_numpy(img)
+        if on_view is not None:
+            on_view(v, img, masks[v])
+        del rgb, alpha, depth
     selected = vote(view_labels, cfg.tau, cfg.vote_denominator)
     labels_vote = selected.to(torch.int8)
     valid = [v for v in range(V) if masks[v] is not None]
@@ -396,7 +418,7 @@ def segment_gaussians(
         splats=gd_splats,
         view_labels=view_labels,
         masks=masks,
-        renders=rgbs,
+        renders=torch.stack(renders) if keep_renders else None,  # type: ignore[arg-type]
         prompts3d=prompts,
         prompt_labels=all_lab,
         info={
@@ -411,15 +433,27 @@ def segment_gaussians(
 
 @torch.no_grad()
 def render_masks(
-    splats: Splats, labels: Tensor, cams: list[Camera], mode: str = "label", backend: str = "auto"
+    splats: Splats,
+    labels: Tensor,
+    cams: list[Camera],
+    mode: str = "label",
+    backend: str = "auto",
+    n_original: int | None = None,
 ) -> list[Tensor]:
-    """Predicted 2D masks [H, W] bool per camera (spec §2.8).
+    """Predicted 2D masks [H, W] bool per camera.
 
     ``label``: rasterise the full scene with colour = label (1/0), background 0, threshold 0.5 —
-    respects occlusion. ``alpha``: render the object subset alone, alpha > 0.5.
+    respects occlusion. With ``n_original``, rows ≥ n_original that are not object (the background
+    children Gaussian Decomposition appends) are left out, so they do not paint object pixels as
+    background. ``alpha``: render the object subset alone, alpha > 0.5.
     """
     from vislab.runtime import device
 
+    if n_original is not None and mode == "label" and len(labels) > n_original:
+        keep = torch.ones(len(labels), dtype=torch.bool)
+        keep[n_original:] = labels[n_original:].cpu() == 1
+        splats = {k: v[keep.to(v.device)] for k, v in splats.items()}
+        labels = labels[keep.to(labels.device)]
     dev = device()
     a = activated({k: v.detach().float().to(dev) for k, v in splats.items()})
     labels = labels.to(dev)

@@ -140,11 +140,30 @@ def evaluate_segmentation(
     seg = segment_gaussians(
         splats, cams, ref_view, points, provider, neg, cfg, scale, background, progress=track
     )
-    pm_gd = render_masks(seg.splats, seg.labels, test_cams, cfg.eval_mode)
-    pm_no = render_masks(splats, seg.labels_no_gd, test_cams, cfg.eval_mode)
-    miou_gd, macc_gd = mean_iou_acc(pm_gd, test_gt)
-    miou_no, macc_no = mean_iou_acc(pm_no, test_gt)
-    res = {"mIoU": miou_gd, "mAcc": macc_gd, "mIoU_noGD": miou_no, "mAcc_noGD": macc_no, **seg.info}
+    n0 = seg.info["n_gaussians"]
+    scores = {}
+    for mode in ("label", "alpha"):  # label: background children left out; alpha: object alone
+        pm = render_masks(seg.splats, seg.labels, test_cams, mode, n_original=n0)
+        scores[mode] = (*mean_iou_acc(pm, test_gt), pm)
+        scores[mode + "_noGD"] = mean_iou_acc(
+            render_masks(splats, seg.labels_no_gd, test_cams, mode), test_gt
+        )
+    pm_kids = render_masks(seg.splats, seg.labels, test_cams, "label")  # children painting background
+    miou_gd, macc_gd, pm_gd = scores[cfg.eval_mode]
+    miou_no, macc_no = scores[cfg.eval_mode + "_noGD"]
+    res = {
+        "mIoU": miou_gd,
+        "mAcc": macc_gd,
+        "mIoU_noGD": miou_no,
+        "mAcc_noGD": macc_no,
+        "eval_mode": cfg.eval_mode,
+        "mIoU_label": scores["label"][0],
+        "mIoU_label_noGD": scores["label_noGD"][0],
+        "mIoU_object_only": scores["alpha"][0],
+        "mIoU_object_only_noGD": scores["alpha_noGD"][0],
+        "mIoU_label_with_bg_children": mean_iou_acc(pm_kids, test_gt)[0],
+        **seg.info,
+    }
     if member_fn is not None:
         mem, valid = member_fn(splats)
         res["iou3d"] = iou_3d(seg.labels_no_gd == 1, mem, valid)
@@ -152,17 +171,48 @@ def evaluate_segmentation(
     return seg, res
 
 
+class ViewWriter:
+    """``on_view`` callback of :func:`sags.segment.segment_gaussians`: writes ``renders/NNN.png`` and
+    ``masks/NNN.png`` as each view is done and keeps overlay thumbnails (≤ 256 px) for the grid."""
+
+    def __init__(self, out: Path, points: np.ndarray | None = None, ref_view: int = 0, thumb: int = 256):
+        self.out, self.points, self.ref_view, self.thumb = Path(out), points, ref_view, thumb
+        self.thumbs: dict[int, np.ndarray] = {}
+
+    def __call__(self, v: int, rgb: np.ndarray, mask: np.ndarray | None) -> None:
+        from PIL import Image
+
+        from sags.viz import overlay, save_png
+
+        save_png(rgb, self.out / "renders" / f"{v:03d}.png")
+        if mask is not None:
+            save_png(mask.astype(np.uint8) * 255, self.out / "masks" / f"{v:03d}.png")
+        ov = overlay(rgb, mask, points=self.points if v == self.ref_view else None)
+        s = min(1.0, self.thumb / max(ov.shape[:2]))
+        if s < 1:
+            ov = np.asarray(
+                Image.fromarray(ov).resize((max(1, round(ov.shape[1] * s)), max(1, round(ov.shape[0] * s))))
+            )
+        self.thumbs[v] = ov
+
+
 def write_segmentation(
-    seg, out: Path, cams: list[Camera], points: np.ndarray | None = None, ref_view: int = 0
+    seg,
+    out: Path,
+    cams: list[Camera],
+    points: np.ndarray | None = None,
+    ref_view: int = 0,
+    writer: ViewWriter | None = None,
 ) -> None:
     """labels.npy (rows of scene.ply = the scene after GD), votes.npy (per-view labels [V, N]),
     object.ply, background.ply, masks/, renders/, mask_overlays.png, object/background renders,
-    segmentation.json (counts, the object's oriented and axis-aligned boxes)."""
+    segmentation.json (counts, the object's oriented and axis-aligned boxes). With a
+    :class:`ViewWriter` that already wrote the views, the renders are not needed."""
     from vislab.io import atomic_path, write_json
 
     from sags.edit import pca_box, split_object
     from sags.segment import render_all
-    from sags.viz import grid, overlay, save_png
+    from sags.viz import grid, save_png
 
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "labels.npy") as t:
@@ -176,15 +226,12 @@ def write_segmentation(
     if len(obj["means"]):
         save_ply(obj, out / "object.ply")
     save_ply(bg, out / "background.ply")
-    for v, m in enumerate(seg.masks):
-        save_png(seg.renders[v], out / "renders" / f"{v:03d}.png")
-        if m is not None:
-            save_png(np.repeat(m[..., None].astype(np.float32), 3, -1), out / "masks" / f"{v:03d}.png")
-    ov = [
-        overlay(seg.renders[v], seg.masks[v], points=points if v == ref_view else None)
-        for v in range(len(cams))
-    ]
-    n = len(ov)
+    if writer is None:
+        writer = ViewWriter(out, points, ref_view)
+        for v, m in enumerate(seg.masks):
+            writer(v, seg.renders[v].numpy(), m)
+    n = len(cams)
+    ov = [writer.thumbs[v] for v in range(n)]
     cols = min(n, 8)
     rows = [ov[i : i + cols] for i in range(0, n, cols)]
     if len(rows) > 1 and len(rows[-1]) < cols:
@@ -192,9 +239,10 @@ def write_segmentation(
     scale = max(1, 256 // max(ov[0].shape[:2]))
     save_png(grid(rows), out / "mask_overlays.png", scale=scale)
     show = list(range(0, n, max(1, n // 4)))[:4]
-    r_obj = render_all(obj, [cams[v] for v in show])[0] if len(obj["means"]) else None
-    r_bg = render_all(bg, [cams[v] for v in show])[0]
-    rows = [[seg.renders[v] for v in show], [r_bg[i] for i in range(len(show))]]
+    small = [_thumb_camera(cams[v], 256) for v in show]
+    r_obj = render_all(obj, small)[0] if len(obj["means"]) else None
+    r_bg = render_all(bg, small)[0]
+    rows = [[r for r in render_all(seg.splats, small)[0]], [r_bg[i] for i in range(len(show))]]
     if r_obj is not None:
         rows.insert(1, [r_obj[i] for i in range(len(show))])
     save_png(grid(rows), out / "object_background_renders.png", scale=scale)
@@ -206,6 +254,14 @@ def write_segmentation(
         info["object_box_center"] = box["center"].tolist()
         info["object_box_half_extent"] = box["half"].tolist()
     write_json(out / "segmentation.json", info)
+
+
+def _thumb_camera(cam: Camera, size: int) -> Camera:
+    """The camera at most ``size`` pixels on its longer side (for pictures of large scenes)."""
+    from sags.cameras import resize_cameras
+
+    longest = max(cam.width, cam.height)
+    return cam if longest <= size else resize_cameras([cam], factor=longest / size)[0]
 
 
 def train(run: Run) -> dict[str, Any] | None:
@@ -289,7 +345,19 @@ def train(run: Run) -> dict[str, Any] | None:
             )
         write_segmentation(seg, run.out / "segmentation", scene.train_cams, points, ref)
         _test_pictures(run, seg, scene, test_gt)
-        for key in ("mIoU_noGD", "mAcc", "mAcc_noGD", "iou3d", "n_object", "n_decomposed"):
+        for key in (
+            "mIoU_noGD",
+            "mAcc",
+            "mAcc_noGD",
+            "mIoU_label",
+            "mIoU_label_noGD",
+            "mIoU_object_only",
+            "mIoU_object_only_noGD",
+            "mIoU_label_with_bg_children",
+            "iou3d",
+            "n_object",
+            "n_decomposed",
+        ):
             result[f"{key}"] = res["after"].get(key)
             result[f"{key}_before_training"] = res["before"].get(key)
         result["provider"] = sc["provider"]
