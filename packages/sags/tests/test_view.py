@@ -199,6 +199,32 @@ def test_inria_output_folder_and_bad_inputs(scene, run_dir, tmp_path, capsys):
         port = busy.getsockname()[1]
         fails([str(run_dir), "--port", str(port)], f"cannot serve on 127.0.0.1:{port}")
     fails([str(run_dir), "--port", "70000"], "not a TCP port")
+    fails(
+        [
+            str(run_dir),
+            "--port",
+            str(free),
+            "--provider",
+            "sam",
+            "--sam-checkpoint",
+            str(tmp_path / "no.pth"),
+        ],
+        "no.pth",
+    )
+
+
+def test_session_with_sam_provider(run_dir, scene):
+    """The SAM provider (tiny random SAM: plumbing only) caches one embedding per scene view across clicks."""
+    pytest.importorskip("segment_anything")
+    inp = load_view_input(run_dir, provider="sam", sam_type="tiny")
+    s = ViewSession(inp)
+    cam = inp.cameras[0]
+    u, v = cam.project(_sphere_front(cam)[None])[0][0].tolist()
+    s.click(cam, u, v)
+    n_cached = len(s.provider().cache)
+    assert s.seg is not None and 1 <= n_cached <= len(inp.cameras) + 1
+    s.click(cam, u + 1, v)
+    assert len(s.provider().cache) == n_cached and len(s.clicks) == 2
 
 
 def _free_port() -> int:

@@ -135,6 +135,8 @@ class Viewer:
         self.seg_w = c0.width if c0 else None
         self.export_dir = export_dir
         self.session = ViewSession(inp, dev)
+        if inp.cameras:
+            self.session.provider()  # a missing or wrong SAM checkpoint fails here, before serving
         self.mode = MODES[0]
         self.stopped = threading.Event()
         self.renderers: dict[int, _ClientRenderer] = {}
