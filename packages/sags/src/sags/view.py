@@ -129,7 +129,7 @@ class Viewer:
         self.res = int(res or (1024 if gpu else 256))
         self.move_res = int(move_res or (384 if gpu else 72))
         self.settle_seconds = 0.25
-        # the clicked view is rendered at the scene cameras' size (SA-GS renders all views as one stack)
+        # the clicked view is rendered at the size of the scene's first camera (the masks' resolution)
         c0 = inp.cameras[0] if inp.cameras else None
         self.seg_h = c0.height if c0 else 256
         self.seg_w = c0.width if c0 else None

@@ -447,6 +447,7 @@ class ViewSession:
                 scene_scale(self.cams),
                 self.inp.background,
                 progress=progress,
+                keep_renders=False,
             )
             dt = time.perf_counter() - t0
             with self.lock:
