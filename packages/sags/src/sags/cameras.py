@@ -1,6 +1,6 @@
 """Cameras: INRIA ``cameras.json``, COLMAP ``sparse/0`` (binary or text), NeRF ``transforms.json``.
 
-Convention (spec §2.1): ``viewmat`` is world-to-camera in OpenCV axes (x right, y down, z forward);
+Convention: ``viewmat`` is world-to-camera in OpenCV axes (x right, y down, z forward);
 u = fx·x/z + cx, v = fy·y/z + cy in continuous pixel coordinates (pixel centres at +0.5).
 """
 
@@ -348,7 +348,7 @@ def normalize(
     """Similarity that centres the camera centres and scales their largest distance to 1.
 
     Returns the transformed cameras, points and the 4×4 world transform T (x' = T x). The trained
-    PLY and the saved ``cameras.json`` are both in this frame (spec §3 pitfall).
+    PLY and the saved ``cameras.json`` are both in this frame (a trained PLY with un-normalised cameras would not line up).
     """
     c = torch.stack([cam.center for cam in cams])
     mean = c.mean(0)

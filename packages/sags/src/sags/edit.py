@@ -1,4 +1,4 @@
-"""Edits and collision-style queries on segmented Gaussians (spec §2.7)."""
+"""Edits and collision-style queries on segmented Gaussians (the paper's applications: removal, translation, rotation, collision)."""
 
 from __future__ import annotations
 

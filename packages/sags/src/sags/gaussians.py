@@ -1,4 +1,4 @@
-"""3D Gaussians as a dict of pre-activation tensors, and the INRIA PLY layout (spec §4).
+"""3D Gaussians as a dict of pre-activation tensors, and the INRIA PLY layout (graphdeco-inria/gaussian-splatting ``save_ply``).
 
 Tensors (gsplat's naming): ``means`` [N, 3], ``scales`` [N, 3] (log), ``quats`` [N, 4] (w, x, y, z,
 unnormalised), ``opacities`` [N] (logit), ``sh0`` [N, 1, 3], ``shN`` [N, K−1, 3] with K = (D+1)².

@@ -1,4 +1,4 @@
-"""Evaluation metrics of SA-GS (spec §2.8): mask IoU / accuracy (NVOS, SPIn-NeRF style), 3D IoU, PSNR."""
+"""Evaluation metrics of SA-GS (the NVOS / SPIn-NeRF protocol of SA3D, which the paper follows): mask IoU / accuracy (NVOS, SPIn-NeRF style), 3D IoU, PSNR."""
 
 from __future__ import annotations
 

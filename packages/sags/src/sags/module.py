@@ -1,4 +1,4 @@
-"""3D Gaussian Splatting fit as a LightningModule (gsplat ``simple_trainer`` recipe, spec §3).
+"""3D Gaussian Splatting fit as a LightningModule (gsplat 1.5.3 ``simple_trainer`` recipe).
 
 Manual optimisation with one Adam per parameter (eps 1e-15); gsplat's ``DefaultStrategy`` hooks
 around backward (``step_pre_backward`` → backward → optimiser steps → ``step_post_backward``);

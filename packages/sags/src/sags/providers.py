@@ -114,7 +114,7 @@ class FloodFillProvider:
 
 
 def tiny_sam(seed: int = 0):
-    """A tiny random SAM (≈73k parameters) for plumbing tests (spec §5)."""
+    """A tiny random SAM (≈73k parameters) for plumbing tests."""
     from functools import partial
 
     from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
@@ -188,7 +188,7 @@ def _load_state(sam: torch.nn.Module, checkpoint: str | Path) -> None:
 
 
 class SamProvider:
-    """SAM with a fixed multimask output index k in every view (spec §2.3).
+    """SAM with a fixed multimask output index k in every view (official code: k = 2).
 
     ``k=None``: chosen as the argmax of the predicted scores in the first (reference) view.
     Image embeddings are cached per view (``features``, ``original_size``, ``input_size``).

@@ -1,6 +1,6 @@
 """Gaussian splatting renderer: gsplat's CUDA kernels on GPU, our own pure-PyTorch rasteriser on CPU.
 
-The CPU path computes what gsplat 1.5.x computes in its classic forward pass (spec §6):
+The CPU path computes what gsplat 1.5.x computes in its classic forward pass:
 
 1. Σ = R S Sᵀ Rᵀ from the normalised (w, x, y, z) quaternion and the (activated) scales.
 2. Camera-space mean t = W μ + w; the projection Jacobian J uses tx/tz, ty/tz clamped to the
@@ -116,7 +116,7 @@ def project(
     near: float = 0.01,
     far: float = 1e10,
 ) -> dict[str, Tensor]:
-    """EWA projection of one camera (spec §6 steps 2–4).
+    """EWA projection of one camera (steps 2–4 above).
 
     Returns means2d [N, 2], cov2d [N, 2, 2] (with blur), det0 (without blur) [N], conics [N, 3]
     (a, b, c of the inverse), depths [N], radii [N, 2] (int, 0 = culled), means_c [N, 3].

@@ -1,4 +1,4 @@
-"""The procedural scene of the embedded default (spec §7).
+"""The procedural scene of the embedded default.
 
 A two-grey checker plane z = 0 over [−1, 1]², a red sphere, a green cube and a blue cylinder, all
 made of flat surface discs (tangent scale 0.024, normal scale 0.006, opacity 0.95) with Lambert-shaded

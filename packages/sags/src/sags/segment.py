@@ -1,4 +1,4 @@
-"""SA-GS: training-free segmentation of 3D Gaussians from clicks in one view (spec §2).
+"""SA-GS: training-free segmentation of 3D Gaussians from clicks in one view (Hu et al., arXiv:2401.17857).
 
 render all views → lift the clicks to 3D (:func:`lift_clicks`) → re-project them into every view
 (:func:`project_prompts`, with an occlusion test) → per-view masks from a :class:`MaskProvider`
@@ -221,7 +221,7 @@ def _sample(mask: Tensor, pts: Tensor) -> Tensor:
 def decompose_view(
     splats: Splats, labels: Tensor, cam: Camera, mask: np.ndarray, cfg: SegmentConfig
 ) -> tuple[Splats, Tensor, int]:
-    """Gaussian Decomposition of the object's boundary Gaussians in one view (spec §2.6).
+    """Gaussian Decomposition of the object's boundary Gaussians in one view.
 
     For each object Gaussian whose centre is in the image:
     Σ₂ = J W Σ Wᵀ Jᵀ (no blur), largest eigenpair (λ, e); endpoints p± = μ₂ ± 1.5√λ e (clipped);
