@@ -17,6 +17,7 @@ Each builder writes tiny files in exactly the published folder and file structur
 from __future__ import annotations
 
 import json
+import math
 import struct
 from pathlib import Path
 
@@ -207,3 +208,159 @@ def test_eval_reads_zero_one_masks(tmp_path, gt):
     )
     assert rc == 0
     assert json.loads((tmp_path / "metrics.json").read_text())["mIoU"] > 0.9
+
+
+def _train_cli(args: list[str], out: Path) -> dict:
+    """The README's training command, two steps."""
+    from sags.cli import main
+
+    rc = main(
+        [
+            *args,
+            "--output-dir",
+            str(out),
+            "--trainer.max_steps",
+            "2",
+            "--trainer.enable_progress_bar",
+            "false",
+        ]
+    )
+    assert rc == 0
+    for f in ("point_cloud.ply", "cameras.json", "metrics.json", "checkpoints/last.ckpt"):
+        assert (out / f).is_file(), f
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_llff_and_colmap_text_training_commands(tmp_path, gt):
+    """README: `sags --preset paper --data.path .../fern` (images_4) and a COLMAP text model with images/."""
+    from sags.cameras import load_cameras_json
+    from sags.gaussians import load_ply
+
+    root = build_llff(tmp_path / "fern", gt)
+    _train_cli(["--preset", "paper", "--data.path", str(root)], tmp_path / "run_fern")
+    cams = load_cameras_json(tmp_path / "run_fern" / "cameras.json")
+    assert (cams[0].width, cams[0].height) == (FULL_W // 4, FULL_H // 4)
+    assert torch.allclose(cams[0].K[:2, 2], gt[2][0].K[:2, 2] / 4)  # principal point kept and rescaled
+    assert load_ply(tmp_path / "run_fern" / "point_cloud.ply")["shN"].shape[1] == 15  # SH degree 3
+
+    splats, _, full = gt
+    txt = tmp_path / "garden"
+    (txt / "images").mkdir(parents=True)
+    imgs, _ = _render(splats, full)
+    names = [f"DSC{8000 + i:05d}.JPG" for i in range(len(full))]
+    for n, im in zip(names, imgs):
+        Image.fromarray(im).save(txt / "images" / n, format="JPEG")
+    write_colmap(txt / "sparse" / "0", full, names, *_points(splats), binary=False, model="PINHOLE")
+    m = _train_cli(
+        ["--preset", "paper", "--data.path", str(txt), "--data.images", "images"], tmp_path / "run_txt"
+    )
+    assert m["num_gaussians"] == 150 and 5 < m["psnr_before"] < 60
+
+
+def build_nerf_synthetic(root: Path, gt) -> Path:
+    """nerf_synthetic/<scene>: transforms_{train,val,test}.json and RGBA train/r_<i>.png."""
+    splats, _, cams = gt
+    sq = [_scaled(c, 0.5) for c in cams]
+    imgs, _ = _render(splats, sq)
+    (root / "train").mkdir(parents=True)
+    frames = []
+    for i, (c, im) in enumerate(zip(sq, imgs)):
+        rgba = np.concatenate([im, np.full(im.shape[:2] + (1,), 255, np.uint8)], -1)
+        Image.fromarray(rgba).save(root / "train" / f"r_{i}.png")
+        c2w = torch.linalg.inv(c.viewmat)
+        c2w[:3, 1:3] *= -1  # OpenCV -> OpenGL axes
+        frames.append({"file_path": f"./train/r_{i}", "rotation": 0.0126, "transform_matrix": c2w.tolist()})
+    angle = 2 * math.atan(0.5 * sq[0].width / float(sq[0].K[0, 0]))
+    for split in ("train", "val", "test"):
+        (root / f"transforms_{split}.json").write_text(
+            json.dumps({"camera_angle_x": angle, "frames": frames})
+        )
+    return root
+
+
+def test_nerf_synthetic_training_command(tmp_path, gt):
+    """README: `sags --preset paper --data.source blender --data.path .../lego`."""
+    from sags.cameras import load_cameras_json
+
+    root = build_nerf_synthetic(tmp_path / "lego", gt)
+    m = _train_cli(
+        [
+            "--preset",
+            "paper",
+            "--data.source",
+            "blender",
+            "--data.path",
+            str(root),
+            "--init.num_random",
+            "500",
+        ],
+        tmp_path / "run",
+    )
+    assert m["num_gaussians"] == 500
+    c = load_cameras_json(tmp_path / "run" / "cameras.json")[0]
+    assert (c.width, c.height) == (FULL_W // 2, FULL_H // 2)
+
+
+def build_inria_output(root: Path, gt) -> Path:
+    """graphdeco-inria/gaussian-splatting output: cameras.json (no principal point: image centre),
+    cfg_args, point_cloud/iteration_30000/point_cloud.ply (SH degree 3, normals)."""
+    from sags.cameras import Camera, intrinsics, save_cameras_json
+    from sags.gaussians import save_ply
+
+    splats, _, cams = gt
+    centred = [Camera(c.viewmat, intrinsics(F_FULL, FULL_W, FULL_H), FULL_W, FULL_H, c.name) for c in cams]
+    save_cameras_json(centred, root / "cameras.json")
+    data = json.loads((root / "cameras.json").read_text())
+    for d in data:
+        del d["cx"], d["cy"]
+    (root / "cameras.json").write_text(json.dumps(data))
+    s3 = dict(splats)
+    s3["shN"] = torch.zeros(len(splats["means"]), 15, 3)
+    save_ply(s3, root / "point_cloud" / "iteration_30000" / "point_cloud.ply")
+    (root / "cfg_args").write_text(
+        "Namespace(sh_degree=3, source_path='/data/garden', white_background=False)"
+    )
+    return root
+
+
+def test_inria_output_folder_commands(tmp_path, gt):
+    """README: segment / edit / collide / eval / render on an INRIA output folder, at --factor 2."""
+    from sags.cameras import Camera, intrinsics
+    from sags.cli import main
+    from sags.gaussians import load_ply
+    from sags.scene import auto_click, render_views
+
+    splats, inst, cams = gt
+    root = build_inria_output(tmp_path / "garden", gt)
+    ply, camf = root / "point_cloud" / "iteration_30000" / "point_cloud.ply", root / "cameras.json"
+    assert load_ply(ply)["shN"].shape[1] == 15
+    cams = [Camera(c.viewmat, intrinsics(F_FULL, FULL_W, FULL_H), FULL_W, FULL_H) for c in cams]
+    half = [_scaled(c, 0.5) for c in cams]
+    _, ims = render_views(splats, inst, half)
+    x, y = auto_click(ims[0], 1)[0]
+    seg = tmp_path / "seg"
+    base = ["--ply", str(ply), "--cameras", str(camf), "--factor", "2"]
+    assert main(["segment", *base, "--view", "0", "--points", f"{x},{y}", "--provider", "floodfill",
+                 "--vote-denominator", "valid", "--out", str(seg)]) == 0  # fmt: skip
+    lab = np.load(seg / "labels.npy")
+    assert lab.sum() > 10 and (seg / "renders" / "005.png").is_file()
+    with Image.open(seg / "renders" / "000.png") as im:
+        assert im.size == (FULL_W // 2, FULL_H // 2)
+    sp = ["--ply", str(seg / "scene.ply"), "--labels", str(seg / "labels.npy")]
+    assert main(["edit", "remove", *sp, "--out", str(tmp_path / "no_obj.ply")]) == 0
+    assert main(["edit", "translate", *sp, "--t", "0.1,0,0", "--out", str(tmp_path / "moved.ply")]) == 0
+    assert main(["collide", "--a", str(seg / "object.ply"), "--b", str(tmp_path / "no_obj.ply"),
+                 "--point=-0.45,0,0.22"]) == 0  # fmt: skip
+    masks = []
+    full_ims = render_views(splats, inst, cams[:2])[1]
+    for i in range(2):  # full-size 0/255 masks, scored at --factor 2
+        Image.fromarray(((full_ims[i] == 1).numpy() * 255).astype(np.uint8)).save(tmp_path / f"gt{i}.png")
+        masks.append(str(tmp_path / f"gt{i}.png"))
+    assert main(["eval", "--ply", str(seg / "scene.ply"), "--labels", str(seg / "labels.npy"), "--cameras",
+                 str(camf), "--factor", "2", "--views", "0,1", "--gt-masks", *masks,
+                 "--out", str(tmp_path / "m.json")]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "m.json").read_text())["mIoU"] > 0.6
+    assert main(["render", "--ply", str(seg / "object.ply"), "--cameras", str(camf), "--resolution", "16",
+                 "--out", str(tmp_path / "renders")]) == 0  # fmt: skip
+    with Image.open(tmp_path / "renders" / "003.png") as im:
+        assert im.size == (16, 12)

@@ -123,6 +123,20 @@ class GaussianSplatModule(pl.LightningModule):
         self.register_buffer("bg", torch.tensor(background, dtype=torch.float32))
 
     # ---------------------------------------------------------------- parameters on the right device
+    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001 - torch's signature
+        """``to``/``cuda``/``cpu`` also move the Gaussians and the strategy state (not registered: their
+        number changes), as :meth:`_to_module_device` does before the optimisers are made."""
+        super()._apply(fn, recurse)
+        for k, v in self.splats.items():
+            out = fn(v)
+            if out is not v:
+                keep = isinstance(v, torch.nn.Parameter) and not isinstance(out, torch.nn.Parameter)
+                self.splats[k] = torch.nn.Parameter(out, requires_grad=v.requires_grad) if keep else out
+        for k, v in self.strategy_state.items():
+            if isinstance(v, torch.Tensor):
+                self.strategy_state[k] = fn(v)
+        return self
+
     def _to_module_device(self) -> None:
         dev = self._anchor.device
         if self.splats["means"].device != dev:
