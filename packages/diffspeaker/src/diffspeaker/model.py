@@ -445,7 +445,7 @@ def ddim_step(
 
     * ``standard`` (DDIM paper; diffusers >= 0.12): eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t),
       x_prev = sqrt(abar_prev) x0 + sqrt(1 - abar_prev) eps.
-    * ``official`` (diffusers 0.11, which the released DiffSpeaker numbers need, issue #16): the
+    * ``official`` (diffusers 0.11, which the released DiffSpeaker numbers need, theEricMa/DiffSpeaker issue #16): the
       x0 prediction is used as the direction term, x_prev = (sqrt(abar_prev) + sqrt(1 - abar_prev)) x0.
     """
     if variant == "standard":
