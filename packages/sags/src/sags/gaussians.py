@@ -62,6 +62,18 @@ def concat(a: Splats, b: Splats) -> Splats:
     return {k: torch.cat([a[k], b[k]]) for k in KEYS}
 
 
+def pad_sh(splats: Splats, degree: int = 3) -> Splats:
+    """The splats with zero SH bands up to ``degree`` (same colours): INRIA's loader reads only PLYs
+    of its configured degree (3 by default)."""
+    K = (degree + 1) ** 2 - 1
+    n = splats["shN"].shape[1]
+    if n >= K:
+        return splats
+    out = dict(splats)
+    out["shN"] = torch.cat([splats["shN"], splats["shN"].new_zeros(len(splats["shN"]), K - n, 3)], 1)
+    return out
+
+
 def _property_names(K: int) -> list[str]:
     names = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
     names += [f"f_rest_{i}" for i in range(3 * (K - 1))]

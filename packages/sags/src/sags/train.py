@@ -19,7 +19,7 @@ from vislab.runtime import is_main_process, setup
 
 from sags.cameras import Camera, save_cameras_json, scene_scale, stack
 from sags.data import PosedImages, SplatDataModule, load_blender_scene, load_colmap_scene
-from sags.gaussians import Splats, save_ply
+from sags.gaussians import Splats, pad_sh, save_ply
 from sags.module import GaussianSplatModule, evaluate_psnr, init_splats
 from sags.scene import auto_click
 
@@ -293,7 +293,7 @@ def train(run: Run) -> dict[str, Any] | None:
         return None
     splats = module.export_splats()
     psnr_after = evaluate_psnr(splats, eval_set.images, vm, Ks, deg, data.background)
-    save_ply(splats, run.path("point_cloud.ply"))
+    save_ply(pad_sh(splats, 3), run.path("point_cloud.ply"))  # SH 3 (zero bands): INRIA's loader reads it
     save_cameras_json(data.cameras, run.path("cameras.json"))
     if val is not None:
         save_cameras_json(val.cameras, run.path("test_cameras.json"))
