@@ -6,7 +6,6 @@ A sample is a dict: ``audio`` (N,) float32 16 kHz raw waveform, ``vertices`` (T,
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 from vislab.errors import InputError, VislabError
-from vislab.io import require_dir, require_file
+from vislab.io import require_dir, require_file, safe_unpickle
 
 SAMPLE_RATE = 16000
 
@@ -441,7 +440,7 @@ class TalkingFaceFolder(Dataset):
         tpl_path = require_file(self.root / "templates.pkl", "templates pickle")
         try:
             with open(tpl_path, "rb") as f:
-                self.templates = pickle.load(f, encoding="latin1")
+                self.templates = safe_unpickle(f, encoding="latin1")
         except Exception as e:  # noqa: BLE001
             raise InputError(tpl_path, f"cannot read templates pickle ({e.__class__.__name__})") from None
         wav_dir = require_dir(self.root / "wav", "wav folder")
@@ -508,7 +507,7 @@ class TalkingFaceFolder(Dataset):
             mp = require_file(self.root / "FLAME_masks.pkl", "FLAME masks")
             try:
                 with open(mp, "rb") as f:
-                    masks = pickle.load(f, encoding="latin1")
+                    masks = safe_unpickle(f, encoding="latin1")
                 lips = np.asarray(masks["lips"], dtype=np.int64)
                 upper = np.unique(
                     np.concatenate([np.asarray(masks["forehead"]), np.asarray(masks["eye_region"])])

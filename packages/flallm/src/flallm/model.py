@@ -62,8 +62,10 @@ class Backbone(nn.Module):
                 p = Path(weights).expanduser()
                 if not p.is_file():
                     raise InputError(p, "ResNet18 weights file not found")
+                from vislab.io import load_torch
+
                 try:
-                    sd = torch.load(p, map_location="cpu", weights_only=True)
+                    sd = load_torch(p, "ResNet18 weights")
                     sd = sd.get("state_dict", sd) if isinstance(sd, dict) else sd
                     net.load_state_dict(sd)
                 except Exception as e:  # noqa: BLE001 - wrong or corrupt file
