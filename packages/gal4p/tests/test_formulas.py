@@ -24,6 +24,9 @@ def test_overfit_flag_is_not_strict():
     # 0.5 > 0.4 -> 0; 0.3 <= 0.3 -> 1 (ties count as overfit); 0.2 <= 0.25 -> 1
     assert U.overfit_flags(sim_p, sim_c).tolist() == [0.0, 1.0, 1.0]
     assert U.overfit_rate(U.overfit_flags(sim_p, sim_c)) == pytest.approx(2 / 3)
+    # the best caption similarity starts from 0 (official script): all captions negative -> compare with 0
+    neg = torch.tensor([[-0.3, -0.2], [-0.3, -0.2], [-0.3, -0.2]])
+    assert U.overfit_flags(torch.tensor([-0.1, 0.0, 0.05]), neg).tolist() == [1.0, 1.0, 0.0]
 
 
 def test_binary_entropy_by_hand():

@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 import pytorch_lightning as pl
+import torch
 from gal4p.data import read_records, reference_captions
 from gal4p.loop import GALLoop, LoopState
 from vislab.errors import VislabError
@@ -140,3 +141,32 @@ def test_mid_round_resume_picks_the_matching_last_ckpt(tiny_sd_dir, concept, tmp
     assert loop._resume_ckpt(2) == str(ckpt) and loop._resume_ckpt(1) is None
     loop.resume = False
     assert loop._resume_ckpt(2) is None  # a fresh run never continues an old round
+
+
+def test_queries_one_prompt_per_call_within_max_batch_with_vae_slicing(tiny_sd_dir):
+    """10 samples for 3 prompts with max_batch 4: calls of (1 prompt, 4 | 4 | 2 images), VAE slicing on."""
+    from gal4p.query import generate
+    from vislab.diffusion import load_sd
+
+    sd = load_sd(tiny_sd_dir)
+    calls = []
+    real = sd.pipeline
+
+    def spy(**kw):
+        pipe = real(**kw)
+        inner = pipe.__call__
+
+        class Wrapped:
+            vae = pipe.vae
+
+            def __call__(self, prompts, **a):
+                calls.append((list(prompts), a["num_images_per_prompt"], bool(getattr(pipe.vae, "use_slicing", False))))
+                return inner(prompts, **{**a, "num_inference_steps": 1})
+
+        return Wrapped()
+
+    sd.pipeline = spy
+    imgs = generate(sd, ["a", "b", "c"], 10, steps=1, guidance=1.0, generator=torch.Generator().manual_seed(0), max_batch=4)
+    assert imgs.shape[0] == 30
+    assert [(p, n) for p, n, _ in calls] == [([x], n) for x in "abc" for n in (4, 4, 2)]
+    assert all(s for _, _, s in calls)

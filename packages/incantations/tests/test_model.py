@@ -71,3 +71,32 @@ def test_clip_grounding_rule():
     scores, under = clip_grounding(Fake(), ["a", "b", "c"], None, gamma=0.25, delta=0.02)
     # r = (s - 0.1) / 0.8 = [1, 0, 0.9375]: only b under gamma, and max - s_b = 0.8 > delta
     assert under == ["b"] and scores[1] == 0.10000000149011612
+
+
+def test_padding_keeps_the_tokenizers_pad_id():
+    """SD 2.x pads with "!" (id 0), not EOT: after the slots, EOT then the original padding."""
+    table = torch.randn(50, 4)
+    ids = torch.tensor([49, 5, 6, 48, 0, 0, 0, 0])  # BOS, 2 text tokens, EOT=48, pad=0
+    _, new_ids = insert_slots(ids, 2, torch.randn(2, 4), table, 7)
+    assert new_ids[0].tolist() == [49, 5, 6, 7, 7, 48, 0, 0]
+    sd1 = torch.tensor([49, 5, 6, 48, 48, 48, 48, 48])  # SD 1.x pads with EOT
+    assert insert_slots(sd1, 2, torch.randn(2, 4), table, 7)[1][0].tolist() == [49, 5, 6, 7, 7, 48, 48, 48]
+
+
+def test_grounding_absolute_threshold_and_single_object_prompts(frozen):
+    class Fake:
+        def g_text(self, us):
+            return torch.eye(3)[: len(us)]
+
+        def f(self, image):
+            return torch.tensor([[0.9, 0.6, 0.85]])
+
+    # every object grounded (all s_u >= 0.5): the relative rule still flags the lowest one, the absolute rule none
+    assert clip_grounding(Fake(), ["a", "b", "c"], None, 0.25, 0.02)[1] == ["b"]
+    assert clip_grounding(Fake(), ["a", "b", "c"], None, 0.25, 0.02, threshold=0.5)[1] == []
+    assert clip_grounding(Fake(), ["a", "b", "c"], None, 0.25, 0.02, threshold=0.88)[1] == ["b", "c"]
+    fr, _ = frozen
+    one = probe(fr, "a red square", seed=0, steps=4, cfg=3.0, k_c=1, k_f=2, threshold=2.0)  # every s_u < 2
+    assert one.units == ["red", "square"] and one.under == [] and one.p_sem is None
+    two = probe(fr, "a red square and a blue cross", seed=0, steps=4, cfg=3.0, k_c=1, k_f=2, threshold=2.0)
+    assert two.under == ["a red square", "a blue cross"]

@@ -24,12 +24,38 @@ def test_loss_drops_best_iterate_and_frozen_weights_unchanged(frozen):
         lr = 5e-3 if mode == "soft" else 0.1
         learner = learn(fr, g, LearnConfig(k=3, mode=mode, iters=30, lr=lr, steps=4, k_c=1, k_f=2, cfg=3.0))
         losses = [h["loss"] for h in learner.history]
-        assert learner.best_loss == min(losses)
+        scores = [h["select"] for h in learner.history]
+        assert learner.best_score == max(s for s in scores if s == s) == scores[learner.best_iter]
         if mode == "soft":
             assert min(losses[-5:]) < losses[0]
         assert learner.prompt_embeds().shape[1] == fr.sd.tokenizer.model_max_length
     assert all(torch.equal(before[k], v) for k, v in fr.sd.unet.state_dict().items())
     assert all(torch.equal(before_te[k], v) for k, v in fr.sd.text_encoder.state_dict().items())
+
+
+def test_selection_and_sparsity_use_the_projected_prompt(frozen):
+    """The best iterate is the one whose projected prompt scores highest at the fixed latents; the sparsity term is
+    computed on the projected tokens; the written text tokenises to exactly the evaluated ids."""
+    from incantations.learner import IncantationLearner
+
+    fr, _ = frozen
+    g = probe(fr, "a red circle and a blue square", seed=0, steps=4, cfg=3.0, k_c=1, k_f=2)
+    cfg = LearnConfig(k=3, mode="hard", iters=12, lr=0.1, steps=4, k_c=1, k_f=2, cfg=3.0, select_seeds=(0, 5), select_step=1)
+    learner = learn(fr, g, cfg)
+    assert learner.selection_score(learner.prompt.table[learner.best_ids]) == pytest.approx(learner.best_score, abs=1e-6)
+    z = learner._select_z.clone()
+    learner.selection_score(learner.prompt.table[learner.best_ids])
+    assert torch.equal(z, learner._select_z)  # fixed latents
+    fresh = IncantationLearner(fr, g, cfg)
+    proj = fresh.prompt.table[fresh.prompt.project()]
+    assert fresh.terms()["sp"].item() == pytest.approx((proj - fresh.prompt.e_neutral).abs().mean().item(), abs=1e-7)
+    text = learner.text()
+    emb, ids = fr.embed(g.prompt, learner.best_slots(), learner.slot_id)
+    ids = ids[0].clone()
+    n = len(fr.sd.tokenizer(g.prompt, add_special_tokens=False).input_ids)
+    ids[1 + n : 1 + n + 3] = learner.best_ids
+    assert fr.tokenize(text)[0].tolist() == ids.tolist()
+    assert torch.allclose(fr.table[fr.tokenize(text)[0]][None].float(), emb, atol=1e-6)
 
 
 def test_text_image_term_has_gradient(frozen):

@@ -16,12 +16,15 @@ from vislab.errors import VislabError
 
 
 def overfit_flags(sim_prompt: torch.Tensor, sim_refs: torch.Tensor) -> torch.Tensor:
-    """Overfitting flag ``o(x) = 1[s(x, p_d) <= max_{c in C} s(x, c)]``.
+    """Overfitting flag ``o(x) = 1[s(x, p_d) <= max(0, max_{c in C} s(x, c))]``.
 
     ``sim_prompt`` (n,) = s(x_k, p_d); ``sim_refs`` (n, |C|) = s(x_k, c). A sample is "not overfit" only
-    when it is strictly closer to its direction prompt than to every reference caption. Returns (n,) float.
+    when it is strictly closer to its direction prompt than to every reference caption. The running maximum
+    over the captions starts from 0, as in the official query script (``max_sim = 0`` before its loop over
+    the captions), so a sample whose prompt similarity is not positive always counts as overfit.
+    Returns (n,) float.
     """
-    return (sim_prompt <= sim_refs.max(dim=-1).values).float()
+    return (sim_prompt <= sim_refs.max(dim=-1).values.clamp_min(0.0)).float()
 
 
 def overfit_rate(flags: torch.Tensor) -> float:

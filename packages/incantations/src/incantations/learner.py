@@ -9,7 +9,6 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
-
 from vislab.devices import FollowsDevice
 
 from incantations.guidance import Guidance, encode_uncond

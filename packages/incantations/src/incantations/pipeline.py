@@ -64,7 +64,10 @@ def learn_config(cfg: dict[str, Any], **overrides: Any) -> LearnConfig:
     l, s = cfg["learn"], cfg["sampling"]
     kw = dict(k=l["k"], mode=l["mode"], iters=l["iters"], lr=l["lr"], weight_decay=l["weight_decay"],
               weights=dict(l["weights"]), vocab_words=toy_vocabulary() if l.get("vocab", "all") == "toy" else None,
-              ti_refresh=l["ti_refresh"], steps=s["steps"], cfg=s["cfg"], k_c=s["k_c"], k_f=s["k_f"], seed=int(cfg["seed"]))
+              ti_refresh=l["ti_refresh"], steps=s["steps"], cfg=s["cfg"], k_c=s["k_c"], k_f=s["k_f"], seed=int(cfg["seed"]),
+              select_seeds=tuple(int(x) for x in l.get("select_seeds", [cfg["seed"]])),
+              select_step=None if l.get("select_step") is None else int(l["select_step"]),
+              select_every=int(l.get("select_every", 1)))
     kw.update(overrides)
     return LearnConfig(**kw)
 
@@ -82,7 +85,7 @@ def run_prompt(frozen: Frozen, prompt: str, cfg: dict[str, Any], seeds: list[int
     """Probe on ``cfg['seed']``, learn P*, and generate with p and p (+) P* from the same z_T for every seed."""
     s, g = cfg["sampling"], cfg["guidance"]
     guide = probe(frozen, prompt, int(cfg["seed"]), s["steps"], s["cfg"], s["k_c"], s["k_f"], g["semantic_source"],
-                  g["gamma"], g["delta"], g["semantic_mask"])
+                  g["gamma"], g["delta"], g["semantic_mask"], g.get("threshold"))
     learner = learn(frozen, guide, learn_config(cfg, **learn_overrides), trainer_kwargs)
     with torch.no_grad():
         emb, _ = frozen.embed(prompt, None, 0)

@@ -21,16 +21,26 @@ STOPWORDS = {"a", "an", "the", "of", "on", "in", "at", "to", "and", "with", "is"
 NEUTRAL = "-"
 
 
-def units(prompt: str) -> list[str]:
-    """Grounding units: the object phrases of ``prompt`` (split on "and", ",", "with" and relation
-    phrases; relation words removed); fallback: single content words without stopwords."""
+def object_phrases(prompt: str) -> list[str]:
+    """The object phrases of ``prompt``: split on "and", ",", "with" and relation phrases (relation words removed)."""
     text = " " + prompt.lower().strip().rstrip(".") + " "
     for rel in sorted(RELATIONS, key=len, reverse=True):
         text = text.replace(f" {rel} ", " | ")
     for s in SPLITTERS:
         text = text.replace(s, " | ")
     parts = [re.sub(r"\s+", " ", p).strip() for p in text.split("|")]
-    parts = [p for p in parts if p and any(w not in STOPWORDS for w in p.split())]
+    return [p for p in parts if p and any(w not in STOPWORDS for w in p.split())]
+
+
+def is_multi_object(prompt: str) -> bool:
+    """True when the prompt names at least two object phrases (only those can drop an object)."""
+    return len(object_phrases(prompt)) >= 2
+
+
+def units(prompt: str) -> list[str]:
+    """Grounding units: the object phrases of ``prompt``; fallback (single-object prompts): single content words
+    without stopwords."""
+    parts = object_phrases(prompt)
     if len(parts) >= 2:
         return parts
     return [w for w in re.findall(r"[a-z]+", prompt.lower()) if w not in STOPWORDS]

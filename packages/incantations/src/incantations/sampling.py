@@ -37,15 +37,18 @@ def guided_eps(sd, z: torch.Tensor, t, cond: torch.Tensor, uncond: torch.Tensor,
 
 @torch.no_grad()
 def sample(sd, cond: torch.Tensor, uncond: torch.Tensor, z_T: torch.Tensor, steps: int, cfg: float,
-           record: tuple[int, ...] = (), keep_latents: tuple[int, ...] = ()) -> dict:
+           record: tuple[int, ...] = (), keep_latents: tuple[int, ...] = (), stop_after: int | None = None) -> dict:
     """Run DDIM from ``z_T``; returns ``image`` (B,3,H,W) in [0,1], ``x0[k]`` decoded clean predictions at
-    step indices ``record`` and ``z[k]`` latents at step indices ``keep_latents`` (before step k)."""
+    step indices ``record`` and ``z[k]`` latents at step indices ``keep_latents`` (before step k).
+    ``stop_after=k`` stops once ``z[k]`` is kept (no image)."""
     sched = ddim_scheduler(sd, steps)
     z = z_T.clone()
     out: dict = {"x0": {}, "z": {}, "timesteps": list(sched.timesteps)}
     for k, t in enumerate(sched.timesteps):
         if k in keep_latents:
             out["z"][k] = z.clone()
+        if stop_after is not None and k >= stop_after:
+            return out
         eps = guided_eps(sd, z, t, cond, uncond, cfg)
         if k in record:
             out["x0"][k] = sd.decode_latents(x0_from_eps(sched, z, eps, t))

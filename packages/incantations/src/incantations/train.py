@@ -78,7 +78,7 @@ def train(run: Run) -> dict[str, Any]:
     for rec in track(recs, "learning incantations"):
         res = run_prompt(frozen, rec["prompt"], cfg, seeds, run.config.get("trainer") or None)
         row: dict[str, Any] = {"id": rec["id"], "prompt": rec["prompt"], "incantation": res.learner.text(),
-                               "under_represented": res.guidance.under, "best_loss": res.learner.best_loss}
+                               "under_represented": res.guidance.under, "best_score": res.learner.best_score, "best_iter": res.learner.best_iter}
         for seed in seeds:
             row[f"before_seed{seed}"] = judge_scores(judge, rec, res.before[seed], attributes, nouns)
             row[f"after_seed{seed}"] = judge_scores(judge, rec, res.after[seed], attributes, nouns)
