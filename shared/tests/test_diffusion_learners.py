@@ -67,3 +67,36 @@ def test_save_load_with_model_file_and_bad_folder(sd_dir, tmp_path):
     assert torch.allclose(sd2.text_encoder.get_input_embeddings().weight[sd2.tokenizer.convert_tokens_to_ids("<s>")], row)
     with pytest.raises(InputError, match="no personalized_model.json"):
         load_personalized(tmp_path / "m")
+
+
+def test_textual_inversion_rows_train_like_the_full_matrix(sd_dir):
+    """The (n, D) row parameter gets the same AdamW update as the diffusers example's full (V, D) matrix with the
+    other rows restored, and no optimiser state of vocabulary size exists."""
+    import copy
+
+    learner = TextualInversionLearner(load_sd(sd_dir), placeholder="<s>", init_word="star", lr=0.1)
+    te_ref = copy.deepcopy(learner.text_encoder)
+    te_ref.get_input_embeddings()._forward_hooks.clear()  # the copy must not splice the learner's rows
+    w_ref = te_ref.get_input_embeddings().weight
+    w_ref.requires_grad_(True)
+    pid = learner.placeholder_ids
+    opt, opt_ref = learner.configure_optimizers(), torch.optim.AdamW([w_ref], lr=0.1, weight_decay=1e-2)
+    orig = w_ref.detach().clone()
+    ids = learner.tokenize(["a <s> star"] * 2)
+    for _ in range(2):
+        loss = learner.text_encoder(ids)[0].pow(2).mean()
+        loss_ref = te_ref(ids)[0].pow(2).mean()
+        assert loss.item() == pytest.approx(loss_ref.item(), rel=1e-5)
+        loss.backward()
+        loss_ref.backward()
+        opt.step(), opt_ref.step()
+        opt.zero_grad(), opt_ref.zero_grad()
+        learner.on_train_batch_end(None, None, 0)
+        keep = torch.ones(w_ref.shape[0], dtype=torch.bool)
+        keep[pid] = False
+        with torch.no_grad():
+            w_ref[keep] = orig[keep]
+    w = learner.text_encoder.get_input_embeddings().weight
+    assert torch.allclose(w, w_ref, atol=1e-3) and not torch.equal(w[pid], orig[pid])
+    state = [t for s in opt.state.values() for t in s.values() if torch.is_tensor(t)]
+    assert max(t.numel() for t in state) == len(pid) * w.shape[1]

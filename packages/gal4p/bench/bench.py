@@ -1,109 +1,103 @@
-"""gal4p benchmark: DreamBooth training step (weighted loss, prior preservation) and query/inference latency.
+"""gal4p bench: our DreamBooth step (prior preservation) and textual-inversion step against the diffusers examples'
+loops (``examples/dreambooth``, ``examples/textual_inversion``), same tiny SD, same batch, interleaved in one process.
 
-Prints JSON: for the tiny config (tiny random SD, 32 px) and the paper-size config (SD 1.x-size UNet
-(320/640/1280/1280 channels, cross-attention 768, CLIP ViT-L/14-size text encoder width), random weights, 512 px in
-bf16 with SDPA attention on a GPU). On a CPU the paper-size run is skipped unless ``--paper-on-cpu`` is given (it
-needs about 14 GB of RAM for AdamW and minutes per step); it then runs at ``--paper-resolution`` (default 64).
+    python packages/gal4p/bench/bench.py [--reps 5] [--json out.json]
 
-    python packages/gal4p/bench/bench.py [--steps 5] [--paper-on-cpu] [--paper-resolution 512]
+Also prints the torch-profiler top 5 ops of both DreamBooth steps. On CUDA the same rows run in bf16 autocast.
+SD 1.x-size absolute numbers: ``bench/absolute.py``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
-from contextlib import nullcontext
+import copy
 
 import torch
-from vislab import runtime
+from vislab.bench import autocast, cli, compare, profile_top
+from vislab.bench_peers import diffusers_dreambooth, diffusers_textual_inversion
+from vislab.diffusion import SDComponents, tiny_sd
+
+BATCH = 4
+SIZE = 32
 
 
-def paper_sd(resolution: int):
-    """SD 1.x-size components with random weights (UNet as SD 1.4; a 12-layer 768-wide CLIP text encoder)."""
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-    from vislab.clip import clip_tokenizer
-    from vislab.diffusion import SDComponents
-
-    unet = UNet2DConditionModel(sample_size=resolution // 8, cross_attention_dim=768, attention_head_dim=8,
-                                block_out_channels=(320, 640, 1280, 1280), layers_per_block=2)
-    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                        sample_size=resolution)
-    te = CLIPTextModel(CLIPTextConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                                      max_position_embeddings=77, vocab_size=49408, eos_token_id=49407, bos_token_id=49406,
-                                      pad_token_id=49407))
-    sched = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                          steps_offset=1, clip_sample=False)
-    return SDComponents(clip_tokenizer(77), te.eval(), vae.eval(), unet.eval(), sched)
-
-
-def bench(sd, resolution: int, batch: int, steps: int, dev: torch.device, gradient_checkpointing: bool, query_steps: int) -> dict:
-    from gal4p.learner import DreamBoothLearner
-    from gal4p.query import generate
-
-    sd.to(dev)
-    learner = DreamBoothLearner(sd, lr=5e-6, gradient_checkpointing=gradient_checkpointing).to(dev)
-    opt = learner.configure_optimizers()
-    b = {"pixel_values": torch.rand(batch, 3, resolution, resolution, device=dev) * 2 - 1, "prompt": ["a sks cat"] * batch,
-         "weight": torch.ones(batch, device=dev), "class_pixel_values": torch.rand(batch, 3, resolution, resolution, device=dev) * 2 - 1,
-         "class_prompt": ["a photo of a cat"] * batch}
-    dtype = runtime.autocast_dtype(dev)
-    ctx = (lambda: torch.autocast(dev.type, dtype=dtype)) if dtype is not None else nullcontext
-    runtime.reset_peak_memory()
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        with ctx():
-            loss = learner.loss(b)[0]
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(learner.trainable_parameters(), 1.0)
-        opt.step()
-
-    step()  # warm-up
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    dt = (time.perf_counter() - t0) / steps
-    train_mem = runtime.peak_memory_mb(dev)
-    learner.unet.eval()
-    sd.unet = learner.unet
+def _inputs(dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
-    generate(sd, ["a sks cat"], 1, 2, 7.5, g, "dpm", resolution)  # warm-up
-    t0 = time.perf_counter()
-    generate(sd, ["a sks cat in a museum"], 1, query_steps, 7.5, g, "dpm", resolution)
-    lat = time.perf_counter() - t0
-    return {"resolution": resolution, "batch": f"{batch} instance + {batch} class", "train_step_s": round(dt, 4),
-            "throughput_images_per_s": round(2 * batch / dt, 3), "peak_memory_mb": round(train_mem, 1),
-            "inference_latency_s": round(lat, 3), "inference_steps": query_steps, "precision": runtime.precision(dev),
-            "unet_params_m": round(sum(p.numel() for p in learner.unet.parameters()) / 1e6, 2)}
+    return ((torch.rand(BATCH, 3, SIZE, SIZE, generator=g) * 2 - 1).to(dev),
+            (torch.rand(BATCH, 3, SIZE, SIZE, generator=g) * 2 - 1).to(dev))
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--paper-on-cpu", action="store_true")
-    p.add_argument("--paper-resolution", type=int, default=None)
-    args = p.parse_args()
-    runtime.setup(0)
-    dev = runtime.device()
-    from vislab.diffusion import tiny_sd
+def textual_inversion_row(dev: torch.device, reps: int) -> dict:
+    from gal4p.learner import TextualInversionLearner
 
-    out = {"package": "gal4p", "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
-           "tiny": bench(tiny_sd(), 32, 2, args.steps, dev, False, 20)}
-    if dev.type == "cuda" or args.paper_on_cpu:
-        res = args.paper_resolution or (512 if dev.type == "cuda" else 64)
-        out["paper"] = bench(paper_sd(res), res, 1, max(1, args.steps if dev.type == "cuda" else 1), dev, True,
-                             50 if dev.type == "cuda" else 2)
-    else:
-        out["paper"] = {"skipped": "CPU: the SD 1.x-size step needs ~14 GB RAM for AdamW; pass --paper-on-cpu or run on a GPU"}
-    print(json.dumps(out, indent=2))
+    sd = tiny_sd().to(dev)
+    pixels, _ = _inputs(dev)
+    prompts = ["a photo of a <sks>", "a rendering of a <sks>", "a cropped photo of the <sks>", "the photo of a <sks>"][:BATCH]
+
+    def ours():
+        mine = SDComponents(copy.deepcopy(sd.tokenizer), copy.deepcopy(sd.text_encoder), sd.vae, sd.unet, sd.scheduler)
+        learner = TextualInversionLearner(mine, placeholder="<sks>", init_word="star", lr=5e-3).to(dev)
+        opt = learner.configure_optimizers()
+        batch = {"pixel_values": pixels, "prompt": prompts, "weight": torch.ones(BATCH, device=dev)}
+
+        def step():
+            with autocast(dev):
+                loss = learner.loss(batch)[0]
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            learner.on_train_batch_end(None, batch, 0)
+            return loss.detach()
+
+        return step
+
+    return compare(f"textual-inversion step (tiny SD, batch {BATCH}, {SIZE} px)", "diffusers examples/textual_inversion",
+                   ours, lambda: diffusers_textual_inversion(sd, "<sks>", "star", pixels, prompts), reps=reps, dev=dev)
+
+
+def _dreambooth_sides(dev: torch.device):
+    from gal4p.learner import DreamBoothLearner
+
+    sd = tiny_sd().to(dev)
+    pixels, class_pixels = _inputs(dev)
+
+    def ours():
+        mine = SDComponents(sd.tokenizer, sd.text_encoder, sd.vae, copy.deepcopy(sd.unet), sd.scheduler)
+        learner = DreamBoothLearner(mine, lr=5e-6).to(dev)
+        opt = learner.configure_optimizers()
+        params = learner.trainable_parameters()
+        batch = {"pixel_values": pixels, "prompt": ["a sks star"] * BATCH, "weight": torch.ones(BATCH, device=dev),
+                 "class_pixel_values": class_pixels, "class_prompt": ["a star"] * BATCH}
+
+        def step():
+            with autocast(dev):
+                loss = learner.loss(batch)[0]
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            return loss.detach()
+
+        return step
+
+    def peer():
+        return diffusers_dreambooth(sd, copy.deepcopy(sd.unet), pixels, class_pixels, "a sks star", "a star")
+
+    return ours, peer
+
+
+def dreambooth_row(dev: torch.device, reps: int, profile: bool = True) -> dict:
+    ours, peer = _dreambooth_sides(dev)
+    row = compare(f"DreamBooth step, prior preservation (tiny SD, {BATCH}+{BATCH} images, {SIZE} px)",
+                  "diffusers examples/dreambooth", ours, peer, reps=reps, dev=dev)
+    if profile:
+        row["profile_top5_ours"] = profile_top(ours(), 5, dev)
+        row["profile_top5_peer"] = profile_top(peer(), 5, dev)
+    return row
+
+
+def rows(dev: torch.device, reps: int) -> list[dict]:
+    return [textual_inversion_row(dev, reps), dreambooth_row(dev, reps)]
 
 
 if __name__ == "__main__":
-    main()
+    cli("gal4p", rows)

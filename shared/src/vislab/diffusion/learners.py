@@ -15,6 +15,12 @@ Batches are dicts: ``pixel_values`` (B, 3, H, W) in [-1, 1], ``prompt`` (B strin
 prior preservation ``class_pixel_values`` / ``class_prompt``.
 Shapes at SD 1.x size: ``x`` B x 3 x 512 x 512, ``z`` B x 4 x 64 x 64, ``ids`` B x 77, ``TE(ids)`` B x 77 x 768.
 
+Speed (the step is what every package's personalisation spends its time in): the optimiser is AdamW with the
+fused kernel where PyTorch has one (else the multi-tensor ``foreach`` one), gradients are freed rather than zeroed,
+token ids of repeated prompts and, while the text encoder is frozen, its outputs are cached per prompt; textual
+inversion trains only the new token rows as their own (n, D) parameter (:class:`TrainableTokenRows`) instead of
+the whole vocabulary matrix, so no (V, D) gradient, mask or optimiser state exists.
+
 Moved here from gal4p (which re-exports the names) because compinv fine-tunes with the same learners.
 """
 
@@ -26,6 +32,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from torch import nn
 
 from vislab.errors import InputError, VislabError
 
@@ -61,6 +68,61 @@ def dreambooth_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Ten
     return inst + prior_weight * prior, parts
 
 
+def adamw(params: list[nn.Parameter], lr: float, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 1e-2,
+          eps: float = 1e-8) -> torch.optim.AdamW:
+    """AdamW (the diffusers examples' optimiser, same update) with PyTorch's fused kernel when every parameter is a
+    floating tensor on a device that has it (CPU, CUDA), else the multi-tensor ``foreach`` kernel."""
+    devs = {p.device.type for p in params}
+    fused = devs <= {"cpu", "cuda"} and all(p.dtype in (torch.float32, torch.float16, torch.bfloat16) for p in params)
+    kw = {"fused": True} if fused else {"foreach": True}
+    return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay, eps=eps, **kw)
+
+
+class TrainableTokenRows(nn.Module):
+    """The rows ``ids`` of a text encoder's token embedding as their own parameter ``rows`` (n, D).
+
+    The embedding matrix (V, D) is frozen; a forward hook on the embedding module replaces its output at the
+    positions whose id is one of ``ids`` by the matching row of ``rows`` (``torch.where``), so the gradient
+    reaches only ``rows``. :meth:`sync` writes ``rows`` back into the matrix (after each optimiser step), so
+    every reader of ``get_input_embeddings().weight`` and the saved file see the trained values; without
+    gradient (sampling) the hook leaves the output alone.
+    """
+
+    def __init__(self, text_encoder: nn.Module, ids: list[int]):
+        super().__init__()
+        emb = text_encoder.get_input_embeddings()
+        w = emb.weight
+        n_vocab = w.shape[0]
+        idx = torch.as_tensor(list(ids), dtype=torch.long)
+        if idx.numel() == 0 or int(idx.min()) < 0 or int(idx.max()) >= n_vocab:
+            raise VislabError(f"trainable ids {list(ids)} are outside the embedding matrix of {n_vocab} rows")
+        self.rows = nn.Parameter(w.detach()[idx.to(w.device)].clone())  # (n, D)
+        slot = torch.full((n_vocab,), -1, dtype=torch.long)
+        slot[idx] = torch.arange(idx.numel())
+        self.register_buffer("ids", idx.to(w.device), persistent=False)
+        self.register_buffer("slot", slot.to(w.device), persistent=False)  # id -> row of ``rows`` or -1
+        w.requires_grad_(False)
+        self._embedding = [emb]  # a list: not a submodule (the text encoder owns it)
+        self._hook = emb.register_forward_hook(self._splice)
+
+    def _splice(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> torch.Tensor | None:
+        if not (torch.is_grad_enabled() and self.rows.requires_grad):
+            return None  # the matrix holds the synced rows
+        s = self.slot[inputs[0]]  # (B, L)
+        return torch.where((s >= 0).unsqueeze(-1), self.rows.to(out.dtype)[s.clamp(min=0)], out)
+
+    @torch.no_grad()
+    def sync(self) -> None:
+        """Write ``rows`` into the embedding matrix."""
+        w = self._embedding[0].weight
+        w[self.ids] = self.rows.detach().to(w)
+
+    def remove(self) -> None:
+        """Sync and remove the hook (the matrix keeps the trained rows)."""
+        self.sync()
+        self._hook.remove()
+
+
 # ------------------------------------------------------------------------------------------ learners
 class PersonalizationLearner(pl.LightningModule):
     """Base learner: a Stable Diffusion (``vislab.diffusion.SDComponents``) and the weighted DreamBooth step.
@@ -90,6 +152,8 @@ class PersonalizationLearner(pl.LightningModule):
         self.latent_mode = latents
         self.model_file, self.checkpoint_key = str(model_file), str(checkpoint_key)
         self.strict_loading = False  # checkpoints hold only the trained weights
+        self._ids_cache: dict[tuple, torch.Tensor] = {}
+        self._text_cache: dict[tuple, torch.Tensor] = {}
         for m in (self.text_encoder, self.vae, self.unet):
             m.requires_grad_(False)
         self.vae.eval()
@@ -105,13 +169,33 @@ class PersonalizationLearner(pl.LightningModule):
         return SDComponents(self.tokenizer, self.text_encoder, self.vae, self.unet, self.sched_cls.from_config(self.scheduler_config))
 
     def tokenize(self, prompts: list[str]) -> torch.Tensor:
-        enc = self.tokenizer(list(prompts), padding="max_length", truncation=True, max_length=self.tokenizer.model_max_length,
-                             return_tensors="pt")
-        return enc.input_ids.to(self.device)
+        """Token ids (B, L) on the learner's device; cached per prompt tuple (and vocabulary size)."""
+        key = (tuple(prompts), len(self.tokenizer), str(self.device))
+        ids = self._ids_cache.get(key)
+        if ids is None:
+            enc = self.tokenizer(list(prompts), padding="max_length", truncation=True, max_length=self.tokenizer.model_max_length,
+                                 return_tensors="pt")
+            ids = enc.input_ids.to(self.device)
+            if len(self._ids_cache) > 256:
+                self._ids_cache.clear()
+            self._ids_cache[key] = ids
+        return ids
 
     def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
+        """The frozen text encoder's hidden states (B, L, D), cached per token-id batch while nothing in it trains
+        (the text encoder is deterministic in eval mode; the cache is cleared when training starts)."""
+        frozen = not self.text_encoder.training and not any(p.requires_grad for p in self.text_encoder.parameters())
+        key = (tuple(ids.shape), ids.cpu().numpy().tobytes(), str(ids.device), torch.is_autocast_enabled(ids.device.type)) if frozen else None
+        hit = self._text_cache.get(key) if frozen else None
+        if hit is not None:
+            return hit
         with torch.no_grad():
-            return self.text_encoder(ids)[0]
+            out = self.text_encoder(ids)[0]
+        if frozen:
+            if len(self._text_cache) > 64:
+                self._text_cache.clear()
+            self._text_cache[key] = out
+        return out
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
@@ -173,10 +257,16 @@ class PersonalizationLearner(pl.LightningModule):
         params = self.trainable_parameters()
         if not params:
             raise VislabError(f"{self.kind}: nothing to train")
-        return torch.optim.AdamW(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay, eps=self.eps)
+        return adamw(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay, eps=self.eps)
+
+    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer) -> None:
+        optimizer.zero_grad(set_to_none=True)
 
     def on_train_start(self) -> None:
         self.vae.eval()
+        if not any(p.requires_grad for p in self.text_encoder.parameters()):
+            self.text_encoder.eval()  # frozen (Lightning's train() switched it)
+        self._text_cache.clear()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         names = {n for n, p in self.named_parameters() if p.requires_grad}
@@ -218,11 +308,11 @@ class TextualInversionLearner(PersonalizationLearner):
 
     def __init__(self, sd, placeholder: str, init_word: str | None = None, num_vectors: int = 1, **kw: Any):
         super().__init__(sd, **kw)
-        from vislab.diffusion import TokenRowsGuard, add_placeholder_tokens
+        from vislab.diffusion import add_placeholder_tokens
 
         self.placeholder, self.num_vectors = placeholder, int(num_vectors)
         self.placeholder_ids = add_placeholder_tokens(self.tokenizer, self.text_encoder, placeholder, num_vectors, init_word)
-        self.guard = TokenRowsGuard(self.text_encoder, self.placeholder_ids)
+        self.token_rows = TrainableTokenRows(self.text_encoder, self.placeholder_ids)
 
     def tokenize(self, prompts: list[str]) -> torch.Tensor:
         from vislab.diffusion import expand_placeholder
@@ -232,12 +322,23 @@ class TextualInversionLearner(PersonalizationLearner):
     def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
         return self.text_encoder(ids)[0]
 
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        self.token_rows.sync()
+
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        self.guard.restore()
+        self.token_rows.sync()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        sd = checkpoint.get("state_dict", {})
+        old = "text_encoder.text_model.embeddings.token_embedding.weight"
+        if "token_rows.rows" not in sd and old in sd:  # a checkpoint of the whole matrix
+            sd["token_rows.rows"] = sd.pop(old)[self.token_rows.ids.cpu()]
 
     def _save_weights(self, folder: Path) -> None:
         from vislab.diffusion import save_learned_embeds
 
+        self.token_rows.sync()
         save_learned_embeds(folder / "learned_embeds.safetensors", self.tokenizer, self.text_encoder, self.placeholder_ids)
 
 
