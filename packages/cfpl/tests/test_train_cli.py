@@ -93,7 +93,8 @@ def test_bad_inputs(trained_run, tmp_path):
         (["predict", "--checkpoint", ckpt, str(corrupt), "--out", str(existing)], "cannot read image"),
         (["predict", "--checkpoint", ckpt, str(tmp_path / "empty")], "no images"),
         (["predict", "--checkpoint", ckpt, str(tmp_path / "nope.png")], "not found"),
-        (["--data.source", "flip", "--data.root", str(tmp_path / "empty"), "--output-dir", str(tmp_path / "r")], "empty dataset"),
+        (["--data.source", "flip", "--data.root", str(tmp_path / "empty"), "--output-dir", str(tmp_path / "r")], "not a FLIP data folder"),
+        (["--data.source", "lab", "--data.protocol", "O-X@M", "--data.root", str(tmp_path), "--output-dir", str(tmp_path / "r2")], "unknown domain"),
         (["--no_such_key", "1"], "unknown"),
     ]
     for argv, msg in cases:

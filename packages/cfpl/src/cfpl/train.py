@@ -36,13 +36,26 @@ def evaluate(model, ds) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     return evaluate_scores(s, y, v), vs, vy
 
 
+DEV_RULE = "EER threshold of the source-domain dev split (video level), fixed before the target is seen"
+BENCHMARK_RULE = "EER threshold of the target test scores (benchmark convention of CFPL/FLIP/SSDG; uses target labels)"
+
+
 def _add_threshold(ckpt_path, threshold: float) -> None:
-    """Store the source-domain EER threshold in a checkpoint (atomic rewrite) for ``cfpl predict``."""
+    """Store the source-dev EER threshold and its rule in a checkpoint (atomic rewrite) for ``cfpl predict``."""
     from vislab.io import load_torch, save_torch
 
     ck = load_torch(ckpt_path)
-    ck.setdefault("cfpl_meta", {})["threshold"] = float(threshold)
+    meta = ck.setdefault("cfpl_meta", {})
+    meta["threshold"], meta["threshold_rule"] = float(threshold), DEV_RULE
     save_torch(ck, ckpt_path)
+
+
+def dev_threshold(model, dev_ds) -> float:
+    """EER threshold of the video-level scores of the source dev split."""
+    from cfpl.metrics import eer_threshold, video_scores
+
+    s, y, v = score_dataset(model, dev_ds)
+    return float(eer_threshold(*video_scores(s, y, v)))
 
 
 def train(run: Run) -> dict[str, Any]:
@@ -53,7 +66,7 @@ def train(run: Run) -> dict[str, Any]:
     from cfpl.build import build_model, checkpoint_meta
     from cfpl.data import FASDataModule, Frames
     from cfpl.datasets import build_datasets
-    from cfpl.metrics import eer_threshold
+    from cfpl.metrics import evaluate_scores
     from cfpl.module import CFPLModule
     from cfpl.plots import histogram_plot, roc_plot, training_curves
 
@@ -63,18 +76,21 @@ def train(run: Run) -> dict[str, Any]:
     model = build_model(cfg)
     size = int(model.clip.image_size)
     d = cfg["data"]
-    dm = FASDataModule(splits["train"], splits["test"], splits["test"], image_size=size, batch_size=int(d["batch_size"]),
+    dm = FASDataModule(splits["train"], splits["dev"], splits["test"], image_size=size, batch_size=int(d["batch_size"]),
                        steps_per_epoch=d.get("steps_per_epoch"), num_workers=int(d.get("num_workers", 0)), seed=int(cfg["seed"]),
                        crop_scale=float(d.get("crop_scale", 256 / 224)))
-    run.log(f"sources {splits['sources']} -> target {splits['target']}: {len(dm.train_set)} train frames, "
-            f"{len(dm.val_set)} target frames; CLIP {cfg['clip']['source']} (image {size}px)")
+    run.log(f"sources {splits['sources']} -> target {splits['target']}: {len(dm.train_set)} train / {len(dm.val_set)} source-dev / "
+            f"{len(dm.test_set)} target frames; CLIP {cfg['clip']['source']} (image {size}px)")
     main = is_main_process()
     target_eval = Frames(splits["test"], size, name="target")
     source_eval = Frames(splits["train"], size, name="source")
+    dev_eval = Frames(splits["dev"], size, name="source dev")
     before = base = None
     if main:
         before, s_before, y_before = evaluate(model, target_eval)
-        run.log(f"before training: target HTER {before['hter']:.4f}, AUC {before['auc']:.4f}")
+        dev_before = dev_threshold(model, dev_eval)
+        before_dev = evaluate_scores(s_before, y_before, threshold=dev_before)
+        run.log(f"before training: target HTER {before['hter']:.4f} (target EER threshold), {before_dev['hter']:.4f} (dev threshold), AUC {before['auc']:.4f}")
         if cfg["baseline"]["enabled"]:
             b = cfg["baseline"]
             base = linear_probe(model.clip, source_eval, target_eval, steps=int(b["steps"]), lr=float(b["lr"]), seed=int(cfg["seed"]))
@@ -86,8 +102,9 @@ def train(run: Run) -> dict[str, Any]:
         return {}
     after, s_after, y_after = evaluate(model, target_eval)
     src = evaluate(model, source_eval)[0]
-    s_src, y_src, _ = score_dataset(model, source_eval)
-    thr = eer_threshold(s_src, y_src)
+    thr = dev_threshold(model, dev_eval)
+    after_dev = evaluate_scores(s_after, y_after, threshold=thr)
+    run.log(f"after training: target HTER {after['hter']:.4f} (target EER threshold), {after_dev['hter']:.4f} at the source-dev threshold {thr:.3f}")
     last = run.checkpoints / "last.ckpt"
     if last.is_file():
         _add_threshold(last, thr)
@@ -104,7 +121,10 @@ def train(run: Run) -> dict[str, Any]:
         "protocol": f"{'-'.join(splits['sources'])}@{splits['target']}",
         "auc_before": before["auc"], "auc_after": after["auc"],
         "tpr_at_fpr1_before": before["tpr_at_fpr1"], "tpr_at_fpr1_after": after["tpr_at_fpr1"],
-        "source_hter_after": src["hter"], "source_eer_threshold": thr,
+        "hter_dev_threshold_before": before_dev["hter"], "hter_dev_threshold_after": after_dev["hter"],
+        "far_dev_threshold_after": after_dev["far"], "frr_dev_threshold_after": after_dev["frr"],
+        "dev_threshold": thr, "threshold_rule": {"hter": BENCHMARK_RULE, "hter_dev_threshold": DEV_RULE, "checkpoint": DEV_RULE},
+        "source_hter_after": src["hter"],
         "n_target_videos": after["n"],
         "trainable_parameters": sum(p.numel() for p in model.head_parameters()),
         "steps": int(trainer.global_step),

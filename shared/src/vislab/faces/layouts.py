@@ -211,10 +211,12 @@ def flip_dataset(root: str | Path, protocol: str, split: str, dev_fraction: floa
     elif split in ("train", "dev"):
         for s in sources:
             es, k = flip_entries(r, s, "train", bench, errors)
-            es = sorted(es, key=lambda e: str(e.path))
-            cut = len(es) - int(math.ceil(dev_fraction * len(es))) if dev_fraction > 0 else len(es)
-            entries += es[:cut] if split == "train" else es[cut:]
-            n += k if split == "train" else len(es[cut:])
+            for lab in (0, 1):  # held out per class, so dev has live and attack videos
+                ec = sorted((e for e in es if e.label == lab), key=lambda e: str(e.path))
+                cut = len(ec) - int(math.ceil(dev_fraction * len(ec))) if dev_fraction > 0 else len(ec)
+                entries += ec[:cut] if split == "train" else ec[cut:]
+            n += k
+        n = len(entries) + len(errors)  # the dev videos held out of train are not skipped lines
     else:
         raise ValueError(f"split must be train, dev or test, got {split!r}")
     return FaceFrames(entries, errors=errors, n_lines=n, name=f"{r} {protocol} {split}", **kwargs)

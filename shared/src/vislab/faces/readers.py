@@ -354,7 +354,7 @@ class FaceFrames(Dataset):
             first = f" (first problem: {self.errors[0]})" if self.errors else ""
             raise InputError(name, f"no usable videos or frames: {len(self.errors)} problem(s){first}")
         bad = self.stats["skipped"]
-        if bad and bad * 2 >= self.stats["lines"]:
+        if bad > 0 and self.errors and bad * 2 >= self.stats["lines"]:
             raise InputError(name, f"{bad} of {self.stats['lines']} entries unusable; first problem: {self.errors[0]}")
         if self.errors:
             shown = "; ".join(self.errors[:3]) + (f"; ... {len(self.errors) - 3} more" if len(self.errors) > 3 else "")
