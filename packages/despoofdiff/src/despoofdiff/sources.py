@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from vislab.errors import ConfigError, VislabError
@@ -53,7 +52,7 @@ def real_sets(data: dict[str, Any]) -> dict[str, Any]:
     - ``uniattack``: UniAttackData protocol lists.
     - ``siw`` / ``list``: any ``path label`` lists given as ``data.lists.{train,dev,test}`` (``data.label_format``).
     """
-    from vislab.faces import readers
+    from vislab.faces import layouts as readers
 
     src, root, protocol = data["source"], data.get("root"), str(data["protocol"])
     if not root and src != "list":
@@ -63,7 +62,7 @@ def real_sets(data: dict[str, Any]) -> dict[str, Any]:
         if src == "mcio" or (src in MCIO_LETTER and protocol == "intra"):
             proto = protocol if src == "mcio" else f"{MCIO_LETTER[src]}@{MCIO_LETTER[src]}"
             if src != "mcio":  # intra: train/dev/test of the one dataset, all through its own lists
-                return {s: readers.read_list_dataset(Path(root) / "dg_protocol" / f"{readers._mcio_name(Path(root), MCIO_LETTER[src])}_video_{s}.txt", root, "binary", MCIO_LETTER[src], **kw) for s in ("train", "dev", "test")}
+                return {s: readers.lab_dataset(root, [MCIO_LETTER[src]], s, **kw) for s in ("train", "dev", "test")}
             return {s: readers.mcio_dataset(root, proto, s, **kw) for s in ("train", "dev", "test")}
         if src == "oulu":
             fold = data.get("fold")
