@@ -114,7 +114,7 @@ def build_protocol(d: dict[str, Any], protocol: str, seed: int = 0) -> dict[str,
             ds.materialize()
         return splits
     if kind == "uniattackdata":
-        from vislab.faces.readers import uniattack_dataset
+        from vislab.faces.layouts import uniattack_dataset
 
         if not d.get("root"):
             raise ConfigError("data.source=uniattackdata needs data.root (the UniAttackData folder holding protocol/ and Data/)")
