@@ -14,10 +14,14 @@ _CHOSEN: torch.device | None = None
 
 def device() -> torch.device:
     """The device of this process: the one an inference command's ``--device`` chose (:func:`use_device`),
-    else the best one here: ``cuda`` if present, else ``cpu``."""
+    else the best one here: this DDP worker's GPU (``cuda:LOCAL_RANK``) if there is a GPU, else ``cpu``.
+
+    Frozen models loaded before ``fit`` go straight to their rank's GPU, not all to ``cuda:0``."""
     if _CHOSEN is not None:
         return _CHOSEN
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0") or 0) % max(torch.cuda.device_count(), 1))
+    return torch.device("cpu")
 
 
 def use_device(name: str | torch.device | None) -> torch.device:
