@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from vislab import runtime
 from vislab.errors import VislabError
 from vislab.io import load_torch, write_json
-from vislab import runtime
 from vislab.runtime import is_main_process
 
 from gal4p import uncertainty as U
