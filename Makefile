@@ -4,10 +4,10 @@ UV ?= uv
 PYTEST = $(UV) run --no-sync python -m pytest
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup test test-shared test-workspace lint train bench build help
+.PHONY: setup test test-shared test-workspace lint train bench build gpu-check help
 
 help:
-	@echo "make setup | test | test-<pkg> | test-shared | test-workspace | lint | train PKG=<pkg> | bench PKG=<pkg> | build"
+	@echo "make setup | test | test-<pkg> | test-shared | test-workspace | lint | train PKG=<pkg> | bench PKG=<pkg> | build | gpu-check"
 
 setup:
 	$(UV) sync --locked --all-packages --group dev
@@ -37,3 +37,6 @@ bench:
 
 build:
 	$(UV) build --all-packages -o dist
+
+gpu-check: setup
+	$(UV) run --no-sync python scripts/gpu_check.py $(ARGS)
