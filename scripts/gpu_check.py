@@ -135,7 +135,7 @@ def plan(pkg: str, out: Path, quick: bool, toys: Callable[[], dict[str, str]]) -
     if pkg == "sags":
         return ([f"--trainer.max_steps={5 * n}", "--synthetic.n_train=4", "--synthetic.n_test=2", "--synthetic.size=32"],
                 lambda run: ["segment", "--ply", str(run / "point_cloud.ply"), "--cameras", str(run / "cameras.json"),
-                             "--provider", "floodfill", "--output-dir", str(out / "sags_segment")])
+                             "--provider", "floodfill", "--points", "16,16", "--out", str(out / "sags_segment")])
     raise ValueError(pkg)
 
 
