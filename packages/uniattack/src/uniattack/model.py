@@ -7,7 +7,7 @@ Shapes: B batch, d_v visual width, d_t text width, d_e joint width, C_u = 2 unif
 (real, spoof), C_s = 4 specific classes (live, physical, adversarial, digital), G teacher groups,
 M student context vectors.
 
-Forward (spec §1):
+Forward:
   1. SLPI projector g: student context ctx (M, d_t) -> visual prompts V = g(ctx) (M, d_v)
   2. CLIP image tower with V appended to its tokens -> f_v (B, d_e)
   3. SLPI meta-net h: pi = h(f_v) (B, d_t); instance context ctx_i = ctx + pi_i
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# [R] the lab's FAS template set (spec §2.1); {} in {real, spoof}
+# [R] the lab's FAS template set; {} in {real, spoof}
 TEACHER_TEMPLATES = (
     "This is an example of a {} face",
     "This is a {} face",
