@@ -40,15 +40,20 @@ PACKAGES = ("gal4p", "compinv", "cfpl", "uniattack", "flallm", "diffspeaker", "s
 
 
 # ------------------------------------------------------------------------------------------ inputs
-def face_pngs(folder: Path, n: int = 3, size: int = 64) -> Path:
-    """A few random RGB face-sized PNGs (inference inputs for the anti-spoofing packages)."""
+def random_pngs(folder: Path, n: int, size: int, name: str = "face{i}.png", seed: int = 0) -> Path:
+    """``n`` random RGB PNGs of ``size`` x ``size`` named ``name.format(i=...)`` (inference inputs)."""
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     for i in range(n):
-        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(folder / f"face{i}.png")
+        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(folder / name.format(i=i))
     return folder
+
+
+def face_pngs(folder: Path, n: int = 3, size: int = 64) -> Path:
+    """A few random face-sized PNGs (inputs of the anti-spoofing packages and pvlr)."""
+    return random_pngs(folder, n, size)
 
 
 def sine_wav(path: Path, seconds: float, rate: int = 16000) -> Path:
@@ -65,13 +70,8 @@ def sine_wav(path: Path, seconds: float, rate: int = 16000) -> Path:
 
 
 def video_frames(folder: Path, n: int = 12, size: int = 32) -> Path:
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(1)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(folder / f"{i:04d}.png")
-    return folder
+    """A clip as a folder of numbered frames (flallm translate's input)."""
+    return random_pngs(folder, n, size, name="{i:04d}.png", seed=1)
 
 
 def toy_dirs(quick: bool) -> dict[str, str]:
