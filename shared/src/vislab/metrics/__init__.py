@@ -2,6 +2,9 @@
 
 Anti-spoofing (:mod:`vislab.metrics.antispoof`): scores are "probability of live" (higher = live),
 ``live`` labels are 1 live / 0 attack, live is the positive class.
+
+Paired comparisons (:mod:`vislab.metrics.paired`): :func:`paired_stats` of two methods scored on
+the same prompts and seeds (means, mean difference, its 95 % t-interval).
 """
 
 from vislab.metrics.antispoof import (
@@ -22,6 +25,7 @@ from vislab.metrics.antispoof import (
     tpr_at_fpr,
     video_scores,
 )
+from vislab.metrics.paired import format_paired, paired_stats
 
 __all__ = [
     "accuracy",
@@ -33,7 +37,9 @@ __all__ = [
     "eer",
     "evaluate",
     "far_frr",
+    "format_paired",
     "hter",
+    "paired_stats",
     "plot_confusion",
     "plot_roc",
     "roc_curve",
