@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import resource
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where it is used: `<pkg> --help` stays fast
+    import torch
 
 _CHOSEN: torch.device | None = None
 
@@ -17,6 +18,7 @@ def device() -> torch.device:
     else the best one here: this DDP worker's GPU (``cuda:LOCAL_RANK``) if there is a GPU, else ``cpu``.
 
     Frozen models loaded before ``fit`` go straight to their rank's GPU, not all to ``cuda:0``."""
+    import torch
     if _CHOSEN is not None:
         return _CHOSEN
     if torch.cuda.is_available():
@@ -34,6 +36,7 @@ def use_device(name: str | torch.device | None) -> torch.device:
 
 def pick_device(name: str | torch.device | None = None) -> torch.device:
     """``name`` as a device (``None``: :func:`device`); a CUDA device that is not there is a user error."""
+    import torch
     if name is None or name == "":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu") if _CHOSEN is None else _CHOSEN
     try:
@@ -56,11 +59,13 @@ def add_device_argument(parser) -> None:  # noqa: ANN001 - an argparse parser
 
 def accelerator() -> str:
     """Lightning accelerator name for :func:`device`."""
+    import torch
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
 def precision(dev: torch.device | str | None = None) -> str:
     """Lightning precision: ``bf16-mixed`` on GPUs that support it, ``16-mixed`` on older GPUs, ``32-true`` on CPU."""
+    import torch
     dev = torch.device(dev) if dev is not None else device()
     if dev.type == "cuda":
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
@@ -69,6 +74,7 @@ def precision(dev: torch.device | str | None = None) -> str:
 
 def autocast_dtype(dev: torch.device | str | None = None) -> torch.dtype | None:
     """dtype for ``torch.autocast`` outside Lightning (None on CPU: stay in fp32 there)."""
+    import torch
     p = precision(dev)
     return {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(p)
 
@@ -80,6 +86,7 @@ def setup(seed: int | None = 0, tf32: bool = True, threads: int | None = None) -
     ``train`` script does it); two spin-waiting threads on a busy 2-core machine are many
     times slower.
     """
+    import torch
     if seed is not None:
         import pytorch_lightning as pl
 
@@ -99,6 +106,8 @@ def full_precision(dev: torch.device | str | None = None):
     under mixed precision (losses, metrics, softmax scores, a text tower with learnable context)."""
     from contextlib import nullcontext
 
+    import torch
+
     kind = torch.device(dev).type if dev is not None else device().type
     if kind not in ("cuda", "cpu", "xpu", "mps"):
         return nullcontext()
@@ -107,11 +116,13 @@ def full_precision(dev: torch.device | str | None = None):
 
 def sdpa_available() -> bool:
     """Whether ``torch.nn.functional.scaled_dot_product_attention`` exists (torch>=2.0)."""
+    import torch
     return hasattr(torch.nn.functional, "scaled_dot_product_attention")
 
 
 def maybe_compile(module: torch.nn.Module, enabled: bool = False, **kwargs: Any) -> torch.nn.Module:
     """``torch.compile`` the module when asked and on GPU; returns it unchanged otherwise."""
+    import torch
     if enabled and torch.cuda.is_available():
         return torch.compile(module, **kwargs)  # type: ignore[return-value]
     return module
@@ -119,12 +130,14 @@ def maybe_compile(module: torch.nn.Module, enabled: bool = False, **kwargs: Any)
 
 def reset_peak_memory() -> None:
     """Reset the CUDA peak-memory counter (no-op on CPU)."""
+    import torch
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
 
 
 def peak_memory_mb(dev: torch.device | str | None = None) -> float:
     """Peak memory in MiB: CUDA allocator peak on GPU, process max RSS on CPU."""
+    import torch
     dev = torch.device(dev) if dev is not None else device()
     if dev.type == "cuda":
         return torch.cuda.max_memory_allocated(dev) / 2**20
