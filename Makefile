@@ -7,7 +7,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 .PHONY: setup test test-shared test-workspace lint train bench build gpu-check help
 
 help:
-	@echo "make setup | test | test-<pkg> | test-shared | test-workspace | lint | train PKG=<pkg> | bench PKG=<pkg> | build | gpu-check"
+	@echo "make setup | test | test-<pkg> | test-shared | test-workspace | lint | train PKG=<pkg> | bench [PKG=<pkg>] | build | gpu-check"
 
 setup:
 	$(UV) sync --locked --all-packages --group dev
@@ -31,9 +31,10 @@ train:
 	@test -n "$(PKG)" || (echo "usage: make train PKG=<package>"; exit 2)
 	$(UV) run --package $(PKG) train
 
+# make bench: every package's ours-vs-peer bench -> bench/results.md; make bench PKG=<pkg>: one -> bench/results-<pkg>.md.
+# ARGS: e.g. ARGS="--reps 7", ARGS="--quick", ARGS="--device cuda".
 bench:
-	@test -n "$(PKG)" || (echo "usage: make bench PKG=<package>"; exit 2)
-	$(UV) run --package $(PKG) python packages/$(PKG)/bench/bench.py
+	$(UV) run --no-sync python scripts/bench_all.py $(PKG) $(ARGS)
 
 build:
 	$(UV) build --all-packages -o dist
