@@ -144,8 +144,7 @@ def test_regularize_command_and_bad_input(tiny_dirs, tmp_path, capsys):
 
 
 def test_dreambooth_resume_from_last_ckpt(tiny_dirs, tmp_path):
-    from compinv.dreambooth import finetune
-    from compinv.pipeline import prepare_dreambooth
+    from compinv.dreambooth import finetune, prepare_dreambooth
     from vislab.lightning import build_trainer
     from vislab.run import load_preset
 

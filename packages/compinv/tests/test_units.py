@@ -125,3 +125,38 @@ def test_paper_preset_is_the_official_single_anchor_release():
     assert (m["inversion"]["anchor_mode"], m["inversion"]["placeholder_expansion"]) == ("multi", "all")
     assert {k: v for k, v in m["inversion"].items() if k not in ("anchor_mode", "placeholder_expansion")} == \
         {k: v for k, v in inv.items() if k not in ("anchor_mode", "placeholder_expansion")}
+
+
+def test_no_import_cycles_between_modules():
+    """Every ``compinv.*`` import (top-level or inside a function) forms an acyclic graph: the DreamBooth plug-in and
+    the TI pipeline share the concept-image loader through ``compinv.images`` instead of importing each other."""
+    import ast
+    from pathlib import Path
+
+    import compinv
+
+    root = Path(compinv.__file__).parent
+    graph = {}
+    for f in root.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("compinv."):
+                deps.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                deps.update(a.name.split(".")[1] for a in node.names if a.name.startswith("compinv."))
+        graph[f.stem] = deps - {f.stem}
+    assert "pipeline" not in graph["dreambooth"] and "dreambooth" not in graph["pipeline"]
+    state = {}
+
+    def visit(m, path):
+        if state.get(m) == 1:
+            raise AssertionError(f"import cycle: {' -> '.join(path + [m])}")
+        if state.get(m) == 2 or m not in graph:
+            return
+        state[m] = 1
+        for d in sorted(graph[m]):
+            visit(d, path + [m])
+        state[m] = 2
+
+    for m in sorted(graph):
+        visit(m, [])

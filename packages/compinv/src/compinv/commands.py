@@ -133,7 +133,8 @@ def regularize_main(argv: list[str]) -> int:
     from vislab.lightning import build_trainer
     from vislab.run import load_preset
 
-    from compinv.pipeline import fixed_denoising_loss, invert, load_concept_images, sd_folder
+    from compinv.images import load_concept_images
+    from compinv.pipeline import fixed_denoising_loss, invert, sd_folder
     from compinv.semantic import single_token_id, templates
 
     p = argparse.ArgumentParser(prog="compinv regularize",

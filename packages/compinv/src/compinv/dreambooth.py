@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from vislab.diffusion.learners import DreamBoothLearner, weighted_mse
 from vislab.errors import VislabError
 
+from compinv.images import load_concept_images
 from compinv.semantic import anchor_loss, input_embeddings, multi_anchor_loss
 
 MODEL_FILE = "compinv_model.json"
@@ -156,8 +157,6 @@ def class_images_for(db: dict[str, Any], concept: dict[str, Any], size: int) -> 
     if src == "toy":
         return toy_class_images(concept.get("noun") or concept["anchors"][0], int(db["n_class_images"]), size,
                                 seed=int(concept.get("toy_seed", 0)), exclude=concept.get("toy_concept"))
-    from compinv.pipeline import load_concept_images
-
     return load_concept_images({"images": src}, size)
 
 
@@ -199,3 +198,17 @@ def finetune(sd, placeholder_ids: list[int], anchor_ids: list[int], images: torc
     learner.guard.remove()
     sd.freeze()
     return learner
+
+
+def prepare_dreambooth(sd_dir: Path, concept: dict[str, Any], db: dict[str, Any], device=None):
+    """Load SD for DreamBooth: one identifier (modifier) token initialised from ``db['initializer']``'s first
+    BPE token; returns (sd, [identifier id], anchor ids)."""
+    from vislab.diffusion import load_sd
+
+    from compinv.semantic import single_token_id
+
+    sd = load_sd(sd_dir, device=device).freeze()
+    anchors = [single_token_id(sd.tokenizer, a, "anchor word") for a in concept["anchors"]]
+    if not anchors:
+        raise VislabError("concept.anchors needs at least one anchor word")
+    return sd, prepare_modifier(sd, concept["placeholder"], db["initializer"]), anchors

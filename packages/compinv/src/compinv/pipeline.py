@@ -41,40 +41,6 @@ def load_judge(path: Path, device=None):
     return load_clip(path).freeze().to(device or "cpu")
 
 
-def load_concept_images(concept: dict[str, Any], size: int) -> torch.Tensor:
-    """(N, 3, size, size) in [0, 1]: the toy held-out concept (``images: toy``) or the images of a folder
-    (squashed to size x size, bicubic, as the official TI script)."""
-    if concept["images"] == "toy":
-        return toy_concept_images(concept["toy_concept"], int(concept["n_images"]), size, seed=int(concept.get("toy_seed", 0)))
-    from vislab.io import list_images, load_image, require_dir
-
-    folder = require_dir(concept["images"], "concept image folder")
-    files = list_images(folder)
-    if not files:
-        raise InputError(folder, "no images in the concept folder")
-    return torch.stack([torch.from_numpy(load_image(f, size=(size, size))).permute(2, 0, 1).float() / 255.0 for f in files])
-
-
-def toy_concept_images(name: str, n: int, size: int, seed: int = 0, skip: int = 0) -> torch.Tensor:
-    """``n`` single-object held-out toy images whose object is ``name`` ("pink star"), after ``skip`` of them."""
-    from vislab.toy.world import HELD_OUT, ToyDataset
-
-    color, shape = name.split()
-    if (color, shape) not in HELD_OUT:
-        raise VislabError(f"toy concept {name!r} is not a held-out combination {HELD_OUT}")
-    ds = ToyDataset(64 + 4 * (n + skip), resolution=size, seed=seed, split="heldout", max_objects=1)
-    out, seen = [], 0
-    for i in range(len(ds)):
-        o = ds.spec(i)["objects"][0]
-        if (o["color"], o["shape"]) == (color, shape):
-            if seen >= skip:
-                out.append(ds[i]["image"])
-            seen += 1
-            if len(out) == n:
-                break
-    return torch.stack(out)
-
-
 def prepare_sd(sd_dir: Path, concept: dict[str, Any], inv: dict[str, Any], device=None):
     """Load SD, add the placeholder vectors (initialised from the initializer word); returns
     (sd, placeholder ids, anchor ids)."""
@@ -165,18 +131,3 @@ def fixed_denoising_loss(sd, prompts: list[str], images: torch.Tensor, draws: in
         target = sched.get_velocity(lat, noise, t) if sched.config.prediction_type == "v_prediction" else noise
         total += float(((pred.float() - target.float()) ** 2).mean())
     return total / draws
-
-
-def prepare_dreambooth(sd_dir: Path, concept: dict[str, Any], db: dict[str, Any], device=None):
-    """Load SD for DreamBooth: one identifier (modifier) token initialised from ``db['initializer']``'s first
-    BPE token; returns (sd, [identifier id], anchor ids)."""
-    from vislab.diffusion import load_sd
-
-    from compinv.dreambooth import prepare_modifier
-    from compinv.semantic import single_token_id
-
-    sd = load_sd(sd_dir, device=device).freeze()
-    anchors = [single_token_id(sd.tokenizer, a, "anchor word") for a in concept["anchors"]]
-    if not anchors:
-        raise VislabError("concept.anchors needs at least one anchor word")
-    return sd, prepare_modifier(sd, concept["placeholder"], db["initializer"]), anchors

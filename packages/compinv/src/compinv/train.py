@@ -10,6 +10,7 @@ from vislab import runtime
 from vislab.errors import VislabError
 from vislab.run import Run, track
 
+from compinv.dreambooth import prepare_dreambooth
 from compinv.evaluate import (
     composition_prompts,
     image_alignment,
@@ -17,13 +18,12 @@ from compinv.evaluate import (
     strip_identifiers,
     text_alignment,
 )
+from compinv.images import load_concept_images
 from compinv.pipeline import (
     invert,
     judge_folder,
-    load_concept_images,
     load_judge,
     parse_layout,
-    prepare_dreambooth,
     prepare_sd,
     prompt_for_sampling,
     sd_folder,
