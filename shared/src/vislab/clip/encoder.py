@@ -421,6 +421,29 @@ def _load_open_clip(name: str, checkpoint: str | Path, **kwargs: Any) -> ClipEnc
     return ClipEncoder(model.eval(), "open_clip", mean=mean, std=std)
 
 
+def _load_openai(checkpoint: str | Path) -> ClipEncoder:
+    """An OpenAI-layout CLIP file (OpenAI's TorchScript ``.pt`` archive, or a state dict with OpenAI's key
+    names, e.g. ``torch.save(open_clip_model.state_dict())`` of a plain CLIP): the architecture is read off
+    the tensor shapes (widths, layer counts, patch size, context length; 64-wide attention heads and
+    QuickGELU, as in every OpenAI CLIP)."""
+    from open_clip.model import build_model_from_openai_state_dict
+
+    ckpt = Path(checkpoint).expanduser()
+    if not ckpt.is_file():
+        raise InputError(ckpt, "CLIP checkpoint file not found" if not ckpt.exists() else "CLIP checkpoint must be a file")
+    sd = _read_state_dict(ckpt)
+    need = ("text_projection", "positional_embedding", "token_embedding.weight", "ln_final.weight")
+    if any(k not in sd for k in need) or not any(k.startswith("visual.") for k in sd):
+        raise InputError(ckpt, "not an OpenAI-layout CLIP state dict (no text_projection / token_embedding / visual.*); "
+                               "for an open_clip checkpoint give its architecture name too")
+    try:
+        model = build_model_from_openai_state_dict(dict(sd), quick_gelu=True, cast_dtype=None).float()
+    except Exception as e:  # noqa: BLE001 - inconsistent shapes, missing keys
+        raise InputError(ckpt, f"cannot build a CLIP from this state dict ({e.__class__.__name__}: "
+                               f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
+    return ClipEncoder(model.eval(), "open_clip")
+
+
 def load_clip(path_or_name: str | Path, checkpoint: str | Path | None = None, **open_clip_kwargs: Any) -> ClipEncoder:
     """Load a CLIP from local files only.
 

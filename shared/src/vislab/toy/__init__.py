@@ -74,18 +74,23 @@ def toy_sd(preset: str = "default", root: Path | None = None, clip: str | Path |
     Its text encoder is the toy CLIP of the same preset (itself pretrained first when needed) or
     the CLIP folder ``clip``.
     """
-    from vislab.toy.cache import config_hash, ensure
+    from vislab.toy.cache import ensure
     from vislab.toy.sd_model import pretrain_sd
 
     cfg = sd_preset(preset, **overrides)
     if clip is None:
-        clip_key = clip_entry(preset)
         clip_dir: Any = lambda: toy_clip(preset, root=root)  # noqa: E731
     else:
         clip_dir = Path(clip).expanduser().resolve()
-        clip_key = str(clip_dir)
-    name = f"sd-{preset}-{config_hash({'kind': 'sd', 'clip': clip_key, **cfg})}"
-    return ensure(name, lambda tmp: pretrain_sd(cfg, clip_dir, tmp), _validate_sd, root=root)
+    return ensure(sd_entry(preset, clip, **overrides), lambda tmp: pretrain_sd(cfg, clip_dir, tmp), _validate_sd, root=root)
+
+
+def sd_entry(preset: str = "default", clip: str | Path | None = None, **overrides: Any) -> str:
+    """The cache entry name of a toy SD config (``sd-<preset>-<hash>``; the hash covers its text CLIP)."""
+    from vislab.toy.cache import config_hash
+
+    clip_key = clip_entry(preset) if clip is None else str(Path(clip).expanduser().resolve())
+    return f"sd-{preset}-{config_hash({'kind': 'sd', 'clip': clip_key, **sd_preset(preset, **overrides)})}"
 
 
 def __getattr__(name: str) -> Any:
