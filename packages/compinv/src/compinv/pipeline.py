@@ -79,8 +79,7 @@ def invert(sd, placeholder_ids: list[int], anchor_ids: list[int], images: torch.
     device = sd.device
     trainer.fit(module, datamodule=ConceptDataModule(ds, int(inv["batch_size"])), ckpt_path=ckpt_path)
     module.to(device)  # Lightning leaves the module on the CPU after fit; the whole SD goes back together
-    module.guard.restore()
-    module.guard.remove()
+    module.token_rows.remove()  # rows synced into the matrix, hook removed
     sd.text_encoder.requires_grad_(False)
     return module
 

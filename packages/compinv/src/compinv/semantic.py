@@ -9,8 +9,10 @@
   sum_k w_k * sum_vectors ||v - e_k||^2 / (L * d) with w = sparsemax(-||v - e_k||^2 / (d * tau)) (no
   gradient through w), so only the nearest anchors pull. With one anchor it equals :func:`anchor_loss`.
 - :class:`CompositionalTI`: the LightningModule that trains the placeholder rows of the token-embedding
-  matrix (every vector, or only the first: ``placeholder_expansion``), restoring every other row after
-  each step as diffusers' example script does.
+  matrix (every vector, or only the first: ``placeholder_expansion``). The update is diffusers' example
+  script's (AdamW on the rows, every other row unchanged), but only the placeholder rows are a parameter
+  (``vislab.diffusion.learners.TrainableTokenRows``: (n, D) instead of the whole (V, D) matrix, written back
+  into the matrix after each step), with fused AdamW and the token ids of repeated prompts cached.
 """
 
 from __future__ import annotations
@@ -164,12 +166,14 @@ class CompositionalTI(FollowsDevice, pl.LightningModule):
             raise VislabError(f"placeholder_expansion must be 'all' or 'official', got {cfg['placeholder_expansion']!r}")
         if cfg["anchor_mode"] not in ("multi", "single", "none"):
             raise VislabError(f"anchor_mode must be multi | single | none, got {cfg['anchor_mode']!r}")
-        from vislab.diffusion import TokenRowsGuard
+        from vislab.diffusion.learners import TrainableTokenRows
 
         sd.unet.requires_grad_(False)
         sd.vae.requires_grad_(False)
-        self.guard = TokenRowsGuard(sd.text_encoder, self.trained_ids)
+        sd.text_encoder.requires_grad_(False)
+        self.token_rows = TrainableTokenRows(sd.text_encoder, self.trained_ids)  # the (n, D) parameter
         self.noise_scheduler = sd.noise_scheduler()
+        self._ids_cache: dict[tuple, torch.Tensor] = {}
         self.history: list[dict[str, float]] = []
 
     @property
@@ -186,8 +190,19 @@ class CompositionalTI(FollowsDevice, pl.LightningModule):
         return float(self.cfg["alpha_rec"]), float(self.cfg["alpha_anc"])
 
     def learned(self) -> torch.Tensor:
-        w = self.text_encoder.get_input_embeddings().weight
-        return w[torch.as_tensor(self.placeholder_ids, device=w.device)]
+        """The placeholder vectors (n_vec, d), with gradient (rows of the trained parameter)."""
+        return self.token_rows.rows
+
+    def tokenize(self, prompts: list[str]) -> torch.Tensor:
+        """Token ids (B, L) on the module's device, cached per prompt tuple (templates repeat)."""
+        key = (tuple(prompts), str(self.device))
+        ids = self._ids_cache.get(key)
+        if ids is None:
+            ids = self.sd.tokenize(list(prompts)).to(self.device)
+            if len(self._ids_cache) > 4096:
+                self._ids_cache.clear()
+            self._ids_cache[key] = ids
+        return ids
 
     def anchor_term(self, ids: torch.Tensor, ref_ids: torch.Tensor) -> torch.Tensor:
         mode = self.cfg["anchor_mode"]
@@ -200,7 +215,7 @@ class CompositionalTI(FollowsDevice, pl.LightningModule):
 
     def losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         sd = self.sd
-        ids = sd.tokenize(batch["prompt"]).to(self.device)
+        ids = self.tokenize(batch["prompt"])
         with torch.no_grad():
             latents = sd.encode_images(batch["pixels"].to(self.device))
         noise = torch.randn_like(latents)
@@ -216,7 +231,7 @@ class CompositionalTI(FollowsDevice, pl.LightningModule):
         a_rec, a_anc = self.weights()
         out = {"rec": rec}
         if a_anc > 0:
-            ref_ids = sd.tokenize(batch["ref"]).to(self.device)
+            ref_ids = self.tokenize(batch["ref"])
             out["anchor"] = self.anchor_term(ids, ref_ids)
             out["loss"] = a_rec * rec + a_anc * out["anchor"]
         else:
@@ -231,15 +246,27 @@ class CompositionalTI(FollowsDevice, pl.LightningModule):
         self.history.append({k: float(v.detach()) for k, v in out.items()})
         return out["loss"]
 
+    def on_train_start(self) -> None:
+        self.token_rows.sync()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        sd = checkpoint.get("state_dict", {})
+        if "token_rows.rows" not in sd:  # a checkpoint that trained the whole matrix
+            mat = next((v for k, v in sd.items() if k.endswith("token_embedding.weight")), None)
+            if mat is not None:
+                sd["token_rows.rows"] = mat[torch.as_tensor(self.trained_ids)]
+
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        self.guard.restore()
+        self.token_rows.sync()  # the trained rows into the embedding matrix (every other row never moves)
 
     def configure_optimizers(self):
         c = self.cfg
         lr = float(c["lr"])
         if c.get("scale_lr"):
             lr *= int(c["batch_size"]) * int(self.trainer.accumulate_grad_batches) * max(1, int(self.trainer.world_size))
-        return torch.optim.AdamW(self.guard.parameters(), lr=lr, betas=(0.9, 0.999), weight_decay=float(c["weight_decay"]), eps=1e-8)
+        from vislab.diffusion.learners import adamw
+
+        return adamw([self.token_rows.rows], lr=lr, betas=(0.9, 0.999), weight_decay=float(c["weight_decay"]), eps=1e-8)
 
 
 def placeholder_prompt_text(placeholder: str, num_vectors: int, expansion: str) -> str:
