@@ -2,6 +2,8 @@
 
 - :mod:`vislab.toy.world`: deterministic procedural scenes with captions, labels, boxes, masks,
   held-out combinations, :class:`~vislab.toy.world.ToyDataset` and ``ToyDataModule``.
+- :mod:`vislab.toy.oracle`: the pixel-level oracle (``oracle.score(images, prompt)``: shapes,
+  colours, counts, composition alignment read from the rendering rules, no learned model).
 - :func:`toy_clip` / :func:`toy_sd`: the path of a cached Hugging Face CLIP folder / diffusers
   Stable Diffusion folder, pretrained on first use (``vislab toy pretrain clip|sd``).
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["toy_clip", "toy_sd", "clip_preset", "sd_preset", "world"]
+__all__ = ["toy_clip", "toy_sd", "clip_preset", "sd_preset", "world", "oracle"]
 
 
 def clip_preset(preset: str = "default", **overrides: Any) -> dict[str, Any]:
@@ -94,8 +96,8 @@ def sd_entry(preset: str = "default", clip: str | Path | None = None, **override
 
 
 def __getattr__(name: str) -> Any:
-    if name == "world":
+    if name in ("world", "oracle"):
         import importlib
 
-        return importlib.import_module("vislab.toy.world")
+        return importlib.import_module(f"vislab.toy.{name}")
     raise AttributeError(f"module 'vislab.toy' has no attribute {name!r}")
