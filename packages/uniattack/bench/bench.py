@@ -1,93 +1,124 @@
-"""Benchmark of uniattack: training step time, throughput, peak memory and inference latency.
+"""uniattack bench: our UniAttackDetection training step against a plain CLIP fine-tuning step (the standard FAS
+recipe: image tower + linear head, cross-entropy, AdamW) on the same CLIP and the same batch, interleaved in one process.
 
-Prints JSON for the tiny config and the paper-size config (CLIP ViT-B/16 shapes, random weights, M = 16,
-G = 6, batch 18), on whichever device vislab.runtime picks. ``python bench/bench.py [--sizes tiny,paper]``.
+    python packages/uniattack/bench/bench.py [--reps 5] [--device cuda] [--json out.json] [--quick]
+
+Ours is the step ``uniattack train`` runs (``UniAttackModule.losses`` + Adam with the module's head / encoder
+groups and its schedule): SLPI visual prompts through the image tower, the meta-net shift, the B x C_s student
+prompts through the text tower, the unified mapping, L_u + L_s + L_ukm. The embedded default (tiny random CLIP,
+64 px, batch 16, image encoder fine-tuned) runs on the CPU; on CUDA (bf16 autocast, TF32, SDPA) a second row uses
+ViT-B/16 CLIP shapes (paper preset: frozen image encoder, M = 16, G = 6), batch 18. ``--quick``: batch 4, no profile.
+
+UniAttack does strictly more work than the peer (its image pass plus B x C_s text-tower passes), so a ratio above 1
+is the price of the instance-level prompts; the rows carry the torch-profiler top 5 ops of both steps.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
+import copy
 
 import torch
+import torch.nn.functional as F
+from vislab.bench import autocast, cli, compare, profile_top, profiling, quick
 
-SIZES = {
-    "tiny": dict(clip=dict(image_size=64, patch_size=8, embed_dim=32, text_width=64, vision_width=64, text_layers=2,
-                           vision_layers=2, heads=2, context_length=24), head=dict(n_ctx=4, n_teacher_groups=3), batch=16),
-    "paper": dict(clip=dict(image_size=224, patch_size=16, embed_dim=512, text_width=512, vision_width=768, text_layers=12,
-                            vision_layers=12, heads=8, context_length=77), head=dict(n_ctx=16, n_teacher_groups=6), batch=18),
-}
+PAPER_CLIP = dict(image_size=224, patch_size=16, embed_dim=512, text_width=512, vision_width=768, text_layers=12,
+                  vision_layers=12, heads=8, context_length=77)
 
 
-def sync(dev):
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def bench(name: str, steps: int, warmup: int) -> dict:
-    from uniattack.losses import specific_loss, total_loss, ukm_loss, unified_loss
-    from uniattack.model import UniAttack
-    from vislab import runtime
-    from vislab.clip import tiny_clip
-
-    s = SIZES[name]
-    dev = runtime.device()
-    runtime.setup(0)
-    model = UniAttack(tiny_clip(**s["clip"]), s["head"]).to(dev).train()
-    model.student.learner.to(dev)
-    opt = torch.optim.Adam(model.head_parameters(), lr=2e-3)
-    B, size = s["batch"], s["clip"]["image_size"]
-    x = torch.rand(B, 3, size, size, device=dev)
-    y = torch.arange(B, device=dev) % 4
-    amp = runtime.autocast_dtype(dev)
+def clip_finetune_peer(clip, pixels: torch.Tensor, labels: torch.Tensor, n_classes: int = 2, lr: float = 1e-5,
+                       weight_decay: float = 0.2):
+    """A plain CLIP fine-tuning step: the image tower (ViT + projection) and a linear head on the image
+    embedding, cross-entropy, AdamW; ``clip`` is copied (the step trains it)."""
+    dev = pixels.device
+    enc = copy.deepcopy(clip).to(dev).train()
+    enc.requires_grad_(False)
+    tower = [enc.model.vision_model, enc.model.visual_projection] if enc.backend == "hf" else [enc.model.visual]
+    for m in tower:
+        m.requires_grad_(True)
+    head = torch.nn.Linear(enc.embed_dim, n_classes).to(dev)
+    params = [p for p in enc.parameters() if p.requires_grad] + list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
     def step():
-        with torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
-            out = model(x)
-            loss = total_loss(unified_loss(out["z_u"].float(), (y != 0).long()), specific_loss(out["z_s"].float(), y),
-                              ukm_loss(out["u_hat"].float(), model.teacher))
-        opt.zero_grad(set_to_none=True)
+        with autocast(dev):
+            logits = head(enc.encode_image(enc.normalize(pixels)))
+            loss = F.cross_entropy(logits.float(), labels)
         loss.backward()
         opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.detach()
 
-    for _ in range(warmup):
-        step()
-    runtime.reset_peak_memory()
-    sync(dev)
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(dev)
-    step_s = (time.perf_counter() - t) / steps
-    model.eval()
-    with torch.no_grad(), torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
-        for _ in range(warmup):
-            model.scores(x)
-        sync(dev)
-        t = time.perf_counter()
-        for _ in range(steps):
-            model.scores(x)
-        sync(dev)
-    inf_s = (time.perf_counter() - t) / steps
-    return {
-        "config": name, "device": str(dev), "precision": runtime.precision(dev), "batch": B, "image_size": size,
-        "trainable_params": sum(p.numel() for p in model.head_parameters()),
-        "train_step_s": round(step_s, 4), "train_images_per_s": round(B / step_s, 2),
-        "inference_batch_s": round(inf_s, 4), "inference_images_per_s": round(B / inf_s, 2),
-        "inference_latency_ms_per_image": round(1000 * inf_s / B, 3), "peak_memory_mb": round(runtime.peak_memory_mb(dev), 1),
-    }
+    return step
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--sizes", default="tiny,paper")
-    p.add_argument("--steps", type=int, default=None)
-    args = p.parse_args()
-    gpu = torch.cuda.is_available()
-    out = [bench(n, args.steps or (20 if gpu else (10 if n == "tiny" else 2)), 3 if gpu else 1) for n in args.sizes.split(",")]
-    print(json.dumps(out, indent=2))
+def _ours(cfg: dict, clip, pixels: torch.Tensor, label: torch.Tensor):
+    """Builder of our step: a fresh UniAttack on a copy of ``clip``, its optimiser as ``UniAttackModule`` configures it."""
+    import math
+
+    from uniattack.build import build_model
+    from uniattack.losses import specific_loss, total_loss, ukm_loss, unified_loss
+
+    def make():
+        dev = pixels.device
+        model = build_model(cfg, clip=copy.deepcopy(clip)).to(dev).train()
+        o = cfg["optim"]
+        groups = [{"params": model.head_parameters(), "lr": float(o.get("lr", 2e-3))}]
+        if model.encoder_parameters():
+            groups.append({"params": model.encoder_parameters(), "lr": float(o.get("encoder_lr", 1e-6))})
+        opt = torch.optim.Adam(groups, weight_decay=float(o.get("weight_decay", 0.0)))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / 1000))))
+        y_det, y_bin = label.long(), (label != 0).long()
+        ls, lu = float(cfg.get("lambda_s", 1.0)), float(cfg.get("lambda_ukm", 1.0))
+
+        def step():
+            with autocast(dev):
+                out = model(pixels)
+                loss = total_loss(unified_loss(out["z_u"].float(), y_bin), specific_loss(out["z_s"].float(), y_det),
+                                  ukm_loss(out["u_hat"].float(), model.teacher, model.cfg.ukm_form, model.cfg.ukm_temperature),
+                                  ls, lu)
+            loss.backward()
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            return loss.detach()
+
+        return step
+
+    return make
+
+
+def step_row(dev: torch.device, reps: int, preset: str, clip_over: dict | None, batch: int, what: str) -> dict:
+    from uniattack.build import build_clip
+    from vislab.run import load_preset
+
+    cfg = load_preset("uniattack", preset)
+    if clip_over is not None:
+        cfg["clip"] = {"source": "tiny", "tiny": clip_over}
+    clip = build_clip(cfg["clip"])
+    g = torch.Generator().manual_seed(0)
+    pixels = torch.rand(batch, 3, clip.image_size, clip.image_size, generator=g).to(dev)
+    label = (torch.arange(batch) % 4).to(dev)  # real face, physical, adversarial, digital
+    ours = _ours(cfg, clip, pixels, label)
+
+    def peer():
+        return clip_finetune_peer(clip, pixels, (label != 0).long())
+
+    ft = "image encoder fine-tuned" if cfg.get("finetune_image_encoder") else "image encoder frozen"
+    row = compare(f"training step, {what} ({clip.image_size} px, batch {batch}, {ft})",
+                  "plain CLIP fine-tuning (image tower + linear head, CE, AdamW)", ours, peer, reps=reps, dev=dev,
+                  package="uniattack", target=1.0)
+    if profiling():
+        row["profile_top5_ours"] = profile_top(ours(), 5, dev)
+        row["profile_top5_peer"] = profile_top(peer(), 5, dev)
+    return row
+
+
+def rows(dev: torch.device, reps: int) -> list[dict]:
+    out = [step_row(dev, reps, "default", None, 4 if quick() else 16, "embedded default, tiny random CLIP")]
+    if dev.type == "cuda" and not quick():
+        out.append(step_row(dev, reps, "paper", PAPER_CLIP, 18, "paper preset, ViT-B/16 CLIP shapes (random weights)"))
+    return out
 
 
 if __name__ == "__main__":
-    main()
+    cli("uniattack", rows)
