@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint, RichProgressBar, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
 from vislab import runtime
 
@@ -45,6 +48,79 @@ class SaveLastOnTrainEnd(Callback):
         trainer.save_checkpoint(f"{self.dirpath}/last.ckpt")
 
 
+class AppendingCSVLogger(CSVLogger):
+    """CSV logs that continue ``metrics.csv``: a second Trainer in the same run (a later stage) or a
+    resumed run appends its rows instead of deleting the file (Lightning's CSVLogger deletes it).
+    On resume, rows at or after the resumed step (written after the last checkpoint) are dropped."""
+
+    @property
+    def experiment(self):  # noqa: D102
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(self.log_dir)
+        return self._experiment
+
+
+class _AppendingWriter(ExperimentWriter):
+    def _check_log_dir_exists(self) -> None:
+        if os.path.isfile(self.metrics_file_path):
+            with open(self.metrics_file_path, newline="") as f:
+                header = next(csv.reader(f), [])
+            self.metrics_keys = sorted(set(header))
+
+    def truncate_from(self, step: int) -> None:
+        """Drop rows logged at ``step`` or later (they were written after the checkpoint being resumed)."""
+        if not os.path.isfile(self.metrics_file_path):
+            return
+        with open(self.metrics_file_path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        keep = [r for r in rows if not r.get("step") or float(r["step"]) < step]
+        if len(keep) == len(rows):
+            return
+        with open(self.metrics_file_path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.metrics_keys)
+            w.writeheader()
+            w.writerows(keep)
+
+
+class RunBookkeeping(Callback):
+    """Ties a Trainer to its run: continues the CSV log on resume, and records Ctrl-C so the command
+    exits 130 with a message (Lightning turns a KeyboardInterrupt inside ``fit`` into ``exit(1)``)."""
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.ckpt_path and trainer.global_step > 0:
+            for lg in trainer.loggers:
+                exp = lg.experiment if isinstance(lg, AppendingCSVLogger) else None
+                if isinstance(exp, _AppendingWriter):
+                    exp.truncate_from(trainer.global_step)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            from vislab.run import INTERRUPTED
+
+            INTERRUPTED.add("fit")
+
+
+def extra_loggers(run: Run) -> list[Any]:
+    """The loggers asked for with ``--logger`` besides CSV, writing under ``<run>/logs``."""
+    out: list[Any] = []
+    for name in getattr(run, "loggers", ("csv",)):
+        if name == "tensorboard":
+            from pytorch_lightning.loggers import TensorBoardLogger
+
+            out.append(TensorBoardLogger(str(run.out), name="logs", version="tensorboard"))
+        elif name == "wandb":
+            from pytorch_lightning.loggers import WandbLogger
+
+            out.append(WandbLogger(save_dir=str(run.out), name=run.out.name, project=run.package))
+        elif name == "mlflow":
+            from pytorch_lightning.loggers import MLFlowLogger
+
+            out.append(MLFlowLogger(experiment_name=run.package, run_name=run.out.name,
+                                    tracking_uri=f"file:{run.out / 'logs' / 'mlruns'}"))
+    return out
+
+
 def build_trainer(run: Run | None, trainer_cfg: dict[str, Any], callbacks: list[Callback] | None = None) -> pl.Trainer:
     """A ``pl.Trainer`` with vislab's defaults, overridable by ``trainer_cfg`` keys.
 
@@ -54,7 +130,9 @@ def build_trainer(run: Run | None, trainer_cfg: dict[str, Any], callbacks: list[
     e.g. ``strategy: ddp, devices: 2``.
     """
     quiet_lightning()
-    cfg = dict(trainer_cfg)
+    from vislab.schema import check_trainer
+
+    cfg = check_trainer(dict(trainer_cfg))
     ckpt_cfg = cfg.pop("checkpoint", {}) or {}
     kw: dict[str, Any] = {
         "accelerator": runtime.accelerator(),
@@ -70,17 +148,33 @@ def build_trainer(run: Run | None, trainer_cfg: dict[str, Any], callbacks: list[
     from vislab.devices import device_check_callbacks
     from vislab.sync import digest_callbacks
 
-    cbs: list[Callback] = list(callbacks or []) + device_check_callbacks() + digest_callbacks()
+    cbs: list[Callback] = list(callbacks or []) + device_check_callbacks() + digest_callbacks() + [RunBookkeeping()]
     if kw.get("enable_progress_bar", True):
         cbs.append(progress_bar())
     if run is not None:
         kw.setdefault("default_root_dir", str(run.out))
         if kw.get("logger", True) is not False:
-            kw["logger"] = CSVLogger(str(run.out), name="logs", version="")
+            kw["logger"] = [AppendingCSVLogger(str(run.out), name="logs", version=""), *extra_loggers(run)]
         if kw.get("enable_checkpointing", True) and not kw.get("fast_dev_run"):
+            # no last-v1.ckpt when a second Trainer of the run (or a resumed one) saves into the same folder
+            ckpt_cfg = {"enable_version_counter": False, **ckpt_cfg}
             cbs.append(ModelCheckpoint(dirpath=str(run.checkpoints), save_last=True, **ckpt_cfg))
             cbs.append(SaveLastOnTrainEnd(str(run.checkpoints)))
     else:
         kw.setdefault("logger", False)
         kw.setdefault("enable_checkpointing", False)
-    return pl.Trainer(callbacks=cbs, **kw)
+    try:
+        trainer = pl.Trainer(callbacks=cbs, **kw)
+    except (TypeError, ValueError) as e:
+        from vislab.errors import ConfigError
+
+        raise ConfigError(f"trainer: {str(e).splitlines()[0]}") from None
+    except Exception as e:
+        if type(e).__name__ == "MisconfigurationException":
+            from vislab.errors import ConfigError
+
+            raise ConfigError(f"trainer: {str(e).splitlines()[0]}") from None
+        raise
+    if run is not None and hasattr(run, "trainers"):
+        run.trainers.append(trainer)
+    return trainer
