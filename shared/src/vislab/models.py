@@ -208,6 +208,20 @@ def toy_sd_path(preset: str = "default", *, pretrain: bool = False, root: Path |
                    _how("sd", preset, overrides, clip))
 
 
+def pretrain_toy(spec: Any, kind: str = "clip", root: Path | None = None) -> Path | None:
+    """Make sure the toy model a spec names is in the cache, training it on first use (for training
+    code, before it builds models with the never-training factories); ``None`` for other sources."""
+    if kind == "clip":
+        s = clip_spec(spec)
+        return toy_clip_path(str(s["preset"]), pretrain=True, root=root, **dict(s.get("toy") or {})) if s["source"] == "toy" else None
+    if kind == "sd":
+        s = sd_spec(spec)
+        if s["source"] != "toy":
+            return None
+        return toy_sd_path(str(s["preset"]), pretrain=True, root=root, clip=s.get("clip"), **dict(s.get("toy") or {}))
+    raise ValueError(f"kind must be 'clip' or 'sd', not {kind!r}")
+
+
 # --------------------------------------------------------------------------------------------
 # Factories
 # --------------------------------------------------------------------------------------------
@@ -403,4 +417,4 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
 
 
 __all__ = ["create_clip", "create_sd", "clip_spec", "sd_spec", "embedded_clip_spec", "toy_clip_path", "toy_sd_path",
-           "load_single_file_sd", "load_run", "run_package", "read_run_config", "CLIP_SOURCES", "SD_SOURCES"]
+           "load_single_file_sd", "pretrain_toy", "load_run", "run_package", "read_run_config", "CLIP_SOURCES", "SD_SOURCES"]

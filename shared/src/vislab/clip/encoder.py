@@ -431,7 +431,8 @@ def _load_openai(checkpoint: str | Path) -> ClipEncoder:
     ckpt = Path(checkpoint).expanduser()
     if not ckpt.is_file():
         raise InputError(ckpt, "CLIP checkpoint file not found" if not ckpt.exists() else "CLIP checkpoint must be a file")
-    sd = _read_state_dict(ckpt)
+    # attention masks are recomputed from the context length (a traced archive may carry one as a buffer)
+    sd = {k: v for k, v in _read_state_dict(ckpt).items() if not k.endswith("attn_mask")}
     need = ("text_projection", "positional_embedding", "token_embedding.weight", "ln_final.weight")
     if any(k not in sd for k in need) or not any(k.startswith("visual.") for k in sd):
         raise InputError(ckpt, "not an OpenAI-layout CLIP state dict (no text_projection / token_embedding / visual.*); "
