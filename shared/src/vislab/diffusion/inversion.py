@@ -7,7 +7,7 @@
   weight decay; ``CLIPTextModel`` has no ``inputs_embeds``, so the whole matrix is the parameter).
 - :func:`save_learned_embeds` / :func:`load_learned_embeds`: ``{placeholder: (n_vectors, D)}`` in
   ``learned_embeds.safetensors`` (or ``.bin``), the file ``StableDiffusionPipeline.load_textual_inversion``
-  accepts.
+  accepts; A1111 ``.safetensors``/``.pt`` embeddings load under their file name or a given ``token``.
 """
 
 from __future__ import annotations
@@ -142,8 +142,25 @@ def save_learned_embeds(path: str | Path, tokenizer, text_encoder: nn.Module, pl
     return path
 
 
-def read_learned_embeds(path: str | Path) -> dict[str, torch.Tensor]:
-    """``{placeholder: (n_vectors, D)}`` from a diffusers or A1111 textual-inversion file."""
+A1111_KEY = "emb_params"
+"""The single key of an AUTOMATIC1111 ``.safetensors`` embedding (a name of the layout, not a token)."""
+
+
+def read_learned_embeds(path: str | Path, token: str | None = None) -> dict[str, torch.Tensor]:
+    """``{token: (n_vectors, D)}`` from a textual-inversion file.
+
+    Layouts and where the token name comes from:
+
+    - diffusers (``learned_embeds.safetensors`` / ``.bin``): ``{placeholder: tensor}``; the key is the token;
+    - AUTOMATIC1111 ``.safetensors`` (``{"emb_params": tensor}``) and ``.pt`` (``{"string_to_param":
+      {"*": tensor}, "name": ...}``): the token is the **file name without its extension**, as in
+      A1111, whose prompts name an embedding by its file name (``emb_params`` is a layout key, never a
+      token; diffusers' loader uses the ``.pt`` file's ``name`` field instead);
+    - a bare tensor (``torch.save(tensor)``): needs ``token``.
+
+    ``token``, when given, overrides all of these (like diffusers' ``load_textual_inversion(token=...)``);
+    the file must then hold a single embedding.
+    """
     from vislab.io import require_file
 
     p = require_file(path, "learned embeddings file")
@@ -156,17 +173,34 @@ def read_learned_embeds(path: str | Path) -> dict[str, torch.Tensor]:
             sd = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001
         raise InputError(p, f"not a readable embeddings file ({e.__class__.__name__})") from None
-    if isinstance(sd, dict) and "string_to_param" in sd:  # A1111 layout
-        sd = {str(sd.get("name", p.stem)): sd["string_to_param"]["*"]}
+    if isinstance(sd, torch.Tensor):
+        if token is None:
+            raise InputError(p, "holds a bare tensor with no token name: give the token (e.g. --token '<my-token>')")
+        sd = {token: sd}
+    elif isinstance(sd, dict) and "string_to_param" in sd:  # A1111 .pt layout
+        try:
+            sd = {p.stem: sd["string_to_param"]["*"]}
+        except (KeyError, TypeError):
+            raise InputError(p, "A1111 embeddings file without string_to_param['*']") from None
+    elif isinstance(sd, dict) and set(sd) == {A1111_KEY}:  # A1111 .safetensors layout
+        sd = {p.stem: sd[A1111_KEY]}
     if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise InputError(p, "expected {placeholder: tensor (n_vectors, dim)} in the embeddings file")
+    if token is not None:
+        if len(sd) != 1:
+            raise InputError(p, f"holds {len(sd)} embeddings ({', '.join(sorted(sd))}); a single token cannot name them")
+        sd = {token: next(iter(sd.values()))}
+    for name in sd:
+        if not name.strip() or any(c.isspace() for c in name):
+            raise InputError(p, f"token {name!r} is empty or has spaces: give a token (e.g. --token '<my-token>')")
     return {k: (v if v.dim() == 2 else v.view(1, -1)) for k, v in sd.items()}
 
 
-def load_learned_embeds(path: str | Path, tokenizer, text_encoder: nn.Module) -> list[str]:
+def load_learned_embeds(path: str | Path, tokenizer, text_encoder: nn.Module, token: str | None = None) -> list[str]:
     """Add the placeholder(s) saved in ``path`` to ``tokenizer`` / ``text_encoder``; returns the token names
-    (multi-vector placeholders expand to ``p, p_1, ..``, as diffusers does)."""
-    sd = read_learned_embeds(path)
+    (multi-vector placeholders expand to ``p, p_1, ..``, as diffusers does). The token comes from the
+    file (see :func:`read_learned_embeds`: an A1111 file is named by its file name) or ``token``."""
+    sd = read_learned_embeds(path, token=token)
     width = _embedding(text_encoder).weight.shape[1]
     names: list[str] = []
     for key, rows in sd.items():
