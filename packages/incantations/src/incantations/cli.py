@@ -1,5 +1,5 @@
 """Command line of incantations: ``incantations`` / ``python -m incantations`` / ``train incantations`` and
-``incantations learn``."""
+``incantations learn`` / ``incantations calibrate``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,13 @@ def _learn(argv: list[str]) -> int:
     return learn_main(argv)
 
 
+def _calibrate(argv: list[str]) -> int:
+    from incantations.commands import calibrate_main
+
+    return calibrate_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Learn incantations for a prompt set (the embedded default with no arguments), or ``incantations learn``."""
-    return method_main("incantations", _train, argv, commands={"learn": _learn},
+    return method_main("incantations", _train, argv, commands={"learn": _learn, "calibrate": _calibrate},
                        description="Seek for incantations: prompt learning for accurate text-to-image synthesis.")

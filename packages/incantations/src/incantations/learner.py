@@ -91,7 +91,11 @@ class IncantationLearner(FollowsDevice, pl.LightningModule):
         self.register_buffer("best_ids", self.prompt.project().clone(), persistent=False)
         self.history: list[dict[str, float]] = []
         self._ti_cache: dict[int, torch.Tensor] = {}
+        self._ti_uncond: dict[int, torch.Tensor] = {}  # eps_u at the cached latent of step k (no learned prompt in it)
         self._scored: dict[tuple[int, ...], float] = {}
+        self._sched = ddim_scheduler(frozen.sd, cfg.steps)
+        self._uncond: torch.Tensor | None = None
+        self._select_uncond: torch.Tensor | None = None
         self.register_buffer("_select_z", self._selection_latents(), persistent=False)
 
     def _selection_latents(self) -> torch.Tensor:
@@ -105,17 +109,31 @@ class IncantationLearner(FollowsDevice, pl.LightningModule):
                          stop_after=c.k_sel)["z"][c.k_sel] for s in c.select_seeds]
         return torch.cat(zs)
 
+    def uncond(self) -> torch.Tensor:
+        """H("") (1, L, D): the frozen unconditional conditioning, computed once per device."""
+        u = self._uncond
+        if u is None or u.device != self.frozen.sd.device:
+            with torch.no_grad():
+                u = self._uncond = encode_uncond(self.frozen)
+        return u
+
     @torch.no_grad()
     def selection_score(self, slots: torch.Tensor) -> float:
-        """mean_s cos(g(p), f(D(x0(z_k^s; p (+) slots)))) at the fixed latents and the fixed timestep."""
+        """mean_s cos(g(p), f(D(x0(z_k^s; p (+) slots)))) at the fixed latents and the fixed timestep.
+
+        The unconditional branch at the fixed latents never changes: it runs once, then each score runs only the
+        conditional UNet branch."""
         fr, c = self.frozen, self.cfg
         emb, _ = fr.embed(self.guidance.prompt, slots.detach(), self.slot_id)
-        sched = ddim_scheduler(fr.sd, c.steps)
+        sched = self._sched
         t = sched.timesteps[c.k_sel]
-        n = self._select_z.shape[0]
+        z = self._select_z
+        n = z.shape[0]
+        if self._select_uncond is None or self._select_uncond.device != z.device:
+            self._select_uncond = fr.sd.unet(z, t, encoder_hidden_states=self.uncond().expand(n, -1, -1)).sample
         cond = fr.H(emb).expand(n, -1, -1)
-        eps = guided_eps(fr.sd, self._select_z, t, cond, encode_uncond(fr).expand(n, -1, -1), c.cfg)
-        img = fr.sd.decode_latents(x0_from_eps(sched, self._select_z, eps, t))
+        eps = guided_eps(fr.sd, z, t, cond, self.uncond().expand(n, -1, -1), c.cfg, eps_uncond=self._select_uncond)
+        img = fr.sd.decode_latents(x0_from_eps(sched, z, eps, t))
         return float((fr.f(img) @ self.g_p.t().to(img.device)).mean())
 
     @property
@@ -128,7 +146,7 @@ class IncantationLearner(FollowsDevice, pl.LightningModule):
         return [sd.text_encoder, sd.vae, sd.unet, self.frozen.clip]
 
     def on_fit_end(self) -> None:
-        self._ti_cache = {}  # latents of the last refresh: not needed after learning
+        self._ti_cache, self._ti_uncond = {}, {}  # latents of the last refresh: not needed after learning
 
     def terms(self) -> dict[str, torch.Tensor]:
         """Every loss term at the current slots."""
@@ -148,20 +166,26 @@ class IncantationLearner(FollowsDevice, pl.LightningModule):
 
     def ti_term(self, emb: torch.Tensor) -> torch.Tensor:
         """L_ti through one grad-enabled CFG UNet call at a cached latent of the learned prompt's trajectory
-        (refreshed every ``ti_refresh`` steps; step index moves from k_c to k_f over the iterations)."""
+        (refreshed every ``ti_refresh`` steps; step index moves from k_c to k_f over the iterations).
+
+        The unconditional branch eps_u at a cached latent does not depend on the learned prompt: it runs once per
+        refresh and step index, without gradient; each iteration runs (and back-propagates) only the conditional
+        branch, which is all the gradient flows through."""
         fr, c = self.frozen, self.cfg
         it = int(self.global_step)
         if it % c.ti_refresh == 0 or not self._ti_cache:
             with torch.no_grad():
-                out = sample(fr.sd, fr.H(emb), encode_uncond(fr), initial_latents(fr.sd, c.seed), c.steps, c.cfg,
+                out = sample(fr.sd, fr.H(emb), self.uncond(), initial_latents(fr.sd, c.seed), c.steps, c.cfg,
                              keep_latents=tuple(range(c.k_c, c.k_f + 1)))
-            self._ti_cache = out["z"]
+            self._ti_cache, self._ti_uncond = out["z"], {}
         k = c.k_c + round((c.k_f - c.k_c) * min(it / max(c.iters - 1, 1), 1.0))
-        sched = ddim_scheduler(fr.sd, c.steps)
+        sched = self._sched
         t = sched.timesteps[k]
-        with torch.no_grad():
-            uncond = encode_uncond(fr)
-        eps = guided_eps(fr.sd, self._ti_cache[k], t, fr.H(emb), uncond, c.cfg)
+        z = self._ti_cache[k]
+        if k not in self._ti_uncond:
+            with torch.no_grad():
+                self._ti_uncond[k] = fr.sd.unet(z, t, encoder_hidden_states=self.uncond()).sample
+        eps = guided_eps(fr.sd, z, t, fr.H(emb), self.uncond(), c.cfg, eps_uncond=self._ti_uncond[k])
         img = fr.sd.decode_latents(x0_from_eps(sched, self._ti_cache[k], eps, t))
         return alignment_loss(self.g_p, fr.f(img))
 

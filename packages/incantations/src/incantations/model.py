@@ -9,7 +9,7 @@ guidance CLIP; f(I) the unit-normalised CLIP image feature.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -89,11 +89,18 @@ class IncantationPrompt(nn.Module):
     def e_neutral(self) -> torch.Tensor:
         return self.table[self.neutral]
 
+    def _unit_candidates(self) -> torch.Tensor:
+        """The allowed vocabulary rows, unit-normalised (|vocab|, W); the table is frozen, so computed once per device."""
+        c = getattr(self, "_unit_cand", None)
+        if c is None or c.device != self.table.device:
+            c = F.normalize(self.table[self.vocab], dim=-1)
+            self._unit_cand = c
+        return c
+
     def project(self, P: torch.Tensor | None = None) -> torch.Tensor:
         """Nearest allowed vocabulary ids (K,) by cosine similarity."""
         P = self.P if P is None else P
-        cand = self.table[self.vocab]
-        sim = F.normalize(P.detach(), dim=-1) @ F.normalize(cand, dim=-1).t()
+        sim = F.normalize(P.detach(), dim=-1) @ self._unit_candidates().t()
         return self.vocab[sim.argmax(-1)]
 
     def slots(self) -> torch.Tensor:
@@ -118,13 +125,19 @@ class Frozen:
 
     sd: object
     clip: object
+    _tokens: dict = field(default_factory=dict, repr=False, compare=False)
 
     def tokenize(self, text: str) -> tuple[torch.Tensor, int]:
-        """SD token ids (L,) of ``text`` and its number of text tokens (without BOS/EOT)."""
+        """SD token ids (L,) of ``text`` and its number of text tokens (without BOS/EOT); cached per text."""
         tok = self.sd.tokenizer
-        ids = tok(text, padding="max_length", truncation=True, max_length=tok.model_max_length, return_tensors="pt").input_ids[0]
-        n = len(tok(text, add_special_tokens=False).input_ids)
-        return ids.to(self.sd.device), min(n, ids.shape[0] - 2)
+        key = (text, len(tok))
+        hit = self._tokens.get(key)
+        if hit is None:
+            ids = tok(text, padding="max_length", truncation=True, max_length=tok.model_max_length, return_tensors="pt").input_ids[0]
+            n = len(tok(text, add_special_tokens=False).input_ids)
+            hit = self._tokens[key] = (ids, min(n, ids.shape[0] - 2))
+        ids, n = hit
+        return ids.to(self.sd.device), n
 
     @property
     def table(self) -> torch.Tensor:

@@ -27,8 +27,15 @@ def x0_from_eps(sched, z: torch.Tensor, eps: torch.Tensor, t) -> torch.Tensor:
     return (z - (1 - a).sqrt() * eps) / a.sqrt()
 
 
-def guided_eps(sd, z: torch.Tensor, t, cond: torch.Tensor, uncond: torch.Tensor, cfg: float) -> torch.Tensor:
-    """eps~ = eps_u + w (eps_c - eps_u); the unconditional branch never sees the learned prompt."""
+def guided_eps(sd, z: torch.Tensor, t, cond: torch.Tensor, uncond: torch.Tensor, cfg: float,
+               eps_uncond: torch.Tensor | None = None) -> torch.Tensor:
+    """eps~ = eps_u + w (eps_c - eps_u); the unconditional branch never sees the learned prompt.
+
+    ``eps_uncond``: eps_u at (z, t) computed before (it does not depend on the learned prompt, so a learning loop
+    that revisits the same latent reuses it); then only the conditional branch runs."""
+    if eps_uncond is not None:
+        ec = sd.unet(z, t, encoder_hidden_states=cond).sample
+        return eps_uncond + cfg * (ec - eps_uncond)
     zz = torch.cat([z, z])
     e = sd.unet(zz, t, encoder_hidden_states=torch.cat([uncond.expand_as(cond), cond])).sample
     eu, ec = e.chunk(2)

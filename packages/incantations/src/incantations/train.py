@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 from vislab import runtime
-from vislab.errors import VislabError
+from vislab.errors import ConfigError, VislabError
 from vislab.io import atomic_path
 from vislab.run import Run, track
 
@@ -45,50 +45,101 @@ def _mean(rows: list[dict[str, float]], key: str) -> float:
     return float(sum(vals) / len(vals)) if vals else float("nan")
 
 
-def neutral_control(frozen, judge, rec: dict[str, Any], res, cfg: dict[str, Any], seeds: list[int], attributes: list[str],
-                    nouns: list[str]) -> dict[int, dict[str, float]]:
-    """Judge scores of p (+) K neutral tokens "-" (every slot at its initial projection): separates what the learned
+def learned_seeds(cfg: dict[str, Any]) -> set[int]:
+    """The seeds the method learns on: the probe's seed (``seed``) and the fixed selection latents'
+    (``learn.select_seeds``). The evaluation never uses them."""
+    return {int(cfg["seed"]), *(int(s) for s in cfg["learn"].get("select_seeds", [cfg["seed"]]))}
+
+
+def check_held_out(cfg: dict[str, Any], seeds: list[int]) -> None:
+    """Refuse evaluation seeds that the method learned on (probe or best-iterate selection): a headline measured on
+    them would reward fitting the probe's own noise."""
+    if not seeds:
+        raise ConfigError("eval.seeds is empty: give held-out sampling seeds")
+    overlap = sorted(set(seeds) & learned_seeds(cfg))
+    if overlap:
+        raise ConfigError(f"eval.seeds {overlap} are learned-on seeds (seed / learn.select_seeds "
+                          f"{sorted(learned_seeds(cfg))}); evaluate on held-out seeds only")
+
+
+def oracle_scores(rec: dict[str, Any], images: torch.Tensor) -> dict[str, float]:
+    """The toy world's pixel oracle (no learned model): ``oracle`` = share of the prompt's named attributes that are
+    in the image (colour, shape, position per object), ``oracle_present`` = share of objects drawn with their colour
+    and shape."""
+    from vislab.toy.oracle import score
+
+    r = score(images.detach().float().cpu().clamp(0, 1), rec["prompt"])[0]
+    return {"oracle": float(r["alignment"]), "oracle_present": float(r["objects_present"])}
+
+
+def neutral_cond(frozen, learner) -> torch.Tensor:
+    """Conditioning of p (+) K neutral tokens "-" (every slot at its initial projection): separates what the learned
     words add from what merely lengthening the prompt before EOT does to the frozen model."""
-    s, learner = cfg["sampling"], res.learner
     with torch.no_grad():
         slots = learner.prompt.table[learner.slot_id].expand(learner.cfg.k, -1)
-        emb, _ = frozen.embed(rec["prompt"], slots, learner.slot_id)
-        cond = frozen.H(emb)
-        uncond = encode_uncond(frozen)
-    out = {}
-    for seed in seeds:
-        img = sample(frozen.sd, cond, uncond, initial_latents(frozen.sd, seed), s["steps"], s["cfg"])["image"]
-        out[seed] = judge_scores(judge, rec, img, attributes, nouns)
+        emb, _ = frozen.embed(learner.guidance.prompt, slots, learner.slot_id)
+        return frozen.H(emb)
+
+
+JUDGE_KEYS = ("clip", "min_object", "presence")
+ORACLE_KEYS = ("oracle", "oracle_present")
+
+
+def paired_block(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Paired statistics (same prompt, same held-out seed) of the learned prompt against the original prompt and
+    against the neutral control, per metric."""
+    from vislab.metrics.paired import paired_stats
+
+    out: dict[str, Any] = {}
+    for k in keys:
+        trip = [(r["after"][k], r["before"][k], r["neutral"][k]) for r in rows if k in r["after"]]
+        if len(trip) < 2:
+            continue
+        a, b, n = zip(*trip)
+        out[k] = {"learned_vs_original": paired_stats(a, b), "learned_vs_neutral": paired_stats(a, n),
+                  "neutral_vs_original": paired_stats(n, b)}
     return out
 
 
 def train(run: Run) -> dict[str, Any]:
     cfg = run.config
     runtime.setup(int(cfg["seed"]))
+    seeds = [int(s) for s in cfg["eval"]["seeds"]]
+    check_held_out(cfg, seeds)
     recs = load_prompt_set(cfg)  # bad prompt files fail before any model is loaded
     if not recs:
         raise VislabError("the prompt set is empty")
     frozen, judge = load_models(cfg["model"], runtime.device())
-    seeds = [int(s) for s in cfg["eval"]["seeds"]]
-    same, fresh = seeds[:1], seeds[1:]
+    use_oracle = cfg["model"]["sd"] == "toy"
     attributes = sorted({a for r in recs for a, _ in objects_of(r)})
     nouns = sorted({n for r in recs for _, n in objects_of(r)})
-    rows, panels, summary = [], [], []
-    ablation_rows, neutral_rows = [], []
+    s = cfg["sampling"]
+    rows, samples, panels, summary, ablation = [], [], [], [], []
     for rec in track(recs, "learning incantations"):
         res = run_prompt(frozen, rec["prompt"], cfg, seeds, run.config.get("trainer") or None)
+        ncond, uncond = neutral_cond(frozen, res.learner), encode_uncond(frozen)
         row: dict[str, Any] = {"id": rec["id"], "prompt": rec["prompt"], "incantation": res.learner.text(),
-                               "under_represented": res.guidance.under, "best_score": res.learner.best_score, "best_iter": res.learner.best_iter}
+                               "under_represented": res.guidance.under, "best_score": res.learner.best_score,
+                               "best_iter": res.learner.best_iter}
         for seed in seeds:
-            row[f"before_seed{seed}"] = judge_scores(judge, rec, res.before[seed], attributes, nouns)
-            row[f"after_seed{seed}"] = judge_scores(judge, rec, res.after[seed], attributes, nouns)
+            neutral = sample(frozen.sd, ncond, uncond, initial_latents(frozen.sd, seed), s["steps"], s["cfg"])["image"]
+            item: dict[str, Any] = {"id": rec["id"], "seed": seed}
+            for name, img in (("before", res.before[seed]), ("after", res.after[seed]), ("neutral", neutral)):
+                item[name] = judge_scores(judge, rec, img, attributes, nouns)
+                if use_oracle:
+                    item[name].update(oracle_scores(rec, img))
+            samples.append(item)
+            row[f"seed{seed}"] = {k: item[k] for k in ("before", "after", "neutral")}
         rows.append(row)
-        if cfg["eval"].get("neutral_control"):
-            neutral_rows.append(neutral_control(frozen, judge, rec, res, cfg, seeds, attributes, nouns))
         if cfg["eval"].get("ablation_no_semantic"):
-            ab = run_prompt(frozen, rec["prompt"], cfg, same, None, weights={**cfg["learn"]["weights"], "s": 0.0})
-            ablation_rows.append({"before": judge_scores(judge, rec, ab.before[same[0]], attributes, nouns),
-                                  "after": judge_scores(judge, rec, ab.after[same[0]], attributes, nouns)})
+            ab = run_prompt(frozen, rec["prompt"], cfg, seeds, None, weights={**cfg["learn"]["weights"], "s": 0.0})
+            for seed in seeds:
+                a = {"before": judge_scores(judge, rec, ab.before[seed], attributes, nouns),
+                     "after": judge_scores(judge, rec, ab.after[seed], attributes, nouns)}
+                if use_oracle:
+                    a["before"].update(oracle_scores(rec, ab.before[seed]))
+                    a["after"].update(oracle_scores(rec, ab.after[seed]))
+                ablation.append(a)
         if runtime.is_main_process():
             folder = run.path(rec["id"], "x").parent
             save_prompt_panel(folder / "panel.png", res, seeds)
@@ -102,29 +153,31 @@ def train(run: Run) -> dict[str, Any]:
             with atomic_path(run.checkpoints / f"{rec['id']}.safetensors") as tmp:
                 save_file(tensors, str(tmp), metadata={"prompt": rec["prompt"], "incantation": res.learner.text(),
                                                        "mode": cfg["learn"]["mode"]})
-            panels.append((rec["prompt"], res.learner.text(), res.before[same[0]], res.after[same[0]]))
+            panels.append((rec["prompt"], res.learner.text(), res.before[seeds[0]], res.after[seeds[0]]))
         summary.append(f"{rec['id']}\t{rec['prompt']}\t{res.learner.text()}")
     if not runtime.is_main_process():
         return {}
     save_summary_grid(run.path("before_after.png"), panels)
     (run.out / "summary.tsv").write_text("id\tprompt\tincantation\n" + "\n".join(summary) + "\n")
 
-    def agg(prefix: str, seedset: list[int], key: str) -> float:
-        return _mean([r[f"{prefix}_seed{s}"] for r in rows for s in seedset], key)
+    def means(name: str, keys: tuple[str, ...]) -> dict[str, float]:
+        return {k: _mean([it[name] for it in samples], k) for k in keys}
 
-    extra = {
+    keys = JUDGE_KEYS + (ORACLE_KEYS if use_oracle else ())
+    extra: dict[str, Any] = {
         "prompts": len(rows),
-        "same_seed": {k: {"before": agg("before", same, k), "after": agg("after", same, k)} for k in ("clip", "min_object", "presence")},
-        "fresh_seeds": {k: {"before": agg("before", fresh, k), "after": agg("after", fresh, k)} for k in ("clip", "min_object", "presence")},
+        "eval_seeds": seeds,
+        "learned_seeds": sorted(learned_seeds(cfg)),
+        "pairs": len(samples),
+        "held_out": {name: means(name, keys) for name in ("before", "after", "neutral")},
+        "paired": {"judge": paired_block(samples, JUDGE_KEYS), **({"oracle": paired_block(samples, ORACLE_KEYS)} if use_oracle else {})},
+        "grounding_threshold": cfg["guidance"].get("threshold"),
         "per_prompt": rows,
     }
-    if neutral_rows:
-        extra["neutral_control"] = {
-            sname: {k: _mean([r[s] for r in neutral_rows for s in sset], k) for k in ("clip", "min_object", "presence")}
-            for sname, sset in (("same_seed", same), ("fresh_seeds", fresh))}
-    if ablation_rows:
-        extra["ablation_no_semantic_same_seed"] = {k: {"before": _mean([a["before"] for a in ablation_rows], k),
-                                                       "after": _mean([a["after"] for a in ablation_rows], k)}
-                                                   for k in ("clip", "min_object", "presence")}
-    return run.finish(metric="judge_clip_score_same_seed", higher_is_better=True, before=agg("before", same, "clip"),
-                      after=agg("after", same, "clip"), **extra)
+    if ablation:
+        from vislab.metrics.paired import paired_stats
+
+        extra["ablation_no_semantic"] = {k: paired_stats([a["after"][k] for a in ablation], [a["before"][k] for a in ablation])
+                                         for k in keys if k in ablation[0]["after"]}
+    return run.finish(metric="judge_clip_score_held_out", higher_is_better=True, before=extra["held_out"]["before"]["clip"],
+                      after=extra["held_out"]["after"]["clip"], **extra)
