@@ -24,7 +24,7 @@ def small_cfg(tiny_dirs):
 
 def _small_cfg(tiny_dirs, **over):
     cfg = {"model": {"sd": tiny_dirs["sd"], "judge_clip": tiny_dirs["judge"]},
-           "eval": {"limit": 2, "seeds": [0]}, "sampling": {"steps": 4}, "spatial": {"steps": 2},
+           "eval": {"limit": 2, "seeds": [5, 6]}, "sampling": {"steps": 4}, "spatial": {"steps": 2},
            "trainer": {"max_steps": 3, "enable_progress_bar": False}, "inversion": {"batch_size": 2}}
     for k, v in over.items():
         cfg.setdefault(k, {}).update(v)

@@ -20,6 +20,11 @@ def test_embedded_default_reduced_budget(small_cfg, tiny_detr, tmp_path):
     assert all(0.0 <= m["coi"][k] <= 1.0 for k in ("before", "after", "semantic_only"))  # CoI with the (tiny) DETR
     assert all(isinstance(r["coi_hit"], bool) for r in m["per_image"])
     assert any(r["updates"] > 0 for r in m["per_image"] if r["method"] == "semantic_spatial")
+    # paired statistics per composition image (same object, same held-out seed) against plain TI
+    st = m["paired"]["judge"]["text_alignment"]["compositional_vs_plain"]
+    assert st["n"] == 4 and st["mean_a"] == pytest.approx(m["after"]) and st["mean_b"] == pytest.approx(m["before"])
+    assert st["ci_low"] <= st["diff"] <= st["ci_high"] and "semantic_only_vs_plain" in m["paired"]["judge"]["text_alignment"]
+    assert "coi_hit" in m["paired"]["judge"] and not set(m["seeds"]) & set(m["learned_seeds"])
 
 
 def test_generate_command_and_bad_input(tiny_dirs, tmp_path, capsys):
@@ -85,7 +90,7 @@ def test_help(capsys):
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(tiny_dirs, tmp_path):
     out = tmp_path / "ddp"
-    args = ["--model.sd", tiny_dirs["sd"], "--model.judge_clip", tiny_dirs["judge"], "--eval.limit", "1", "--eval.seeds", "[0]",
+    args = ["--model.sd", tiny_dirs["sd"], "--model.judge_clip", tiny_dirs["judge"], "--eval.limit", "1", "--eval.seeds", "[5]",
             "--sampling.steps", "3", "--spatial.steps", "1", "--inversion.batch_size", "2", "--trainer.max_steps", "2",
             "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
             "--trainer.enable_progress_bar", "false", "--output-dir", str(out)]
@@ -93,3 +98,33 @@ def test_ddp_two_cpu_processes(tiny_dirs, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert read_metrics(out)["package"] == "compinv"
     assert (out / "learned_embeds.safetensors").is_file()
+
+
+def test_held_out_seeds_and_oracle():
+    """Evaluation seeds never include the training seed (shipped presets too); the oracle reads a composition from
+    the pixels, the placeholder standing for the held-out concept."""
+    import torch
+    from compinv.train import check_held_out, oracle_scores
+    from vislab.errors import ConfigError
+    from vislab.run import load_preset
+    from vislab.toy.world import POSITIONS, SIZES, render_scene
+
+    for name in ("default", "paper", "paper_multi"):
+        cfg = load_preset("compinv", name)
+        check_held_out(cfg, [int(s) for s in cfg["eval"]["seeds"]])
+    cfg = load_preset("compinv")
+    assert len(cfg["eval"]["seeds"]) * 8 >= 64  # 8 toy objects
+    with pytest.raises(ConfigError):
+        check_held_out(cfg, [int(cfg["seed"]), 1000])
+    bg = {"kind": "plain", "level": 0.4, "delta": 0.0, "seed": 0}
+
+    def obj(color, shape, pos):
+        return {"shape": shape, "color": color, "texture": "solid", "size": "small", "position": pos,
+                "cx": POSITIONS[pos][0], "cy": POSITIONS[pos][1], "radius": SIZES["small"]}
+
+    both = render_scene({"background": bg, "objects": [obj("pink", "star", "left"), obj("blue", "square", "right")]}, 32)[0]
+    star = render_scene({"background": bg, "objects": [obj("pink", "star", "left")]}, 32)[0]
+    rows = [{"prompt": "a <pink-star> star and a blue square", "image": torch.from_numpy(x)[None]} for x in (both, star)]
+    m = oracle_scores(rows, cfg["concept"])
+    assert [r["oracle_composition"] for r in rows] == [1.0, 0.0] and rows[0]["oracle"] == 1.0 and rows[1]["oracle"] == 0.5
+    assert m["oracle_composition"] == 0.5

@@ -31,6 +31,13 @@ def test_run_contract_and_outputs(finished_run):
     assert set(m2["per_round"]["uncertainty"]) == {str(r) for r in range(1, m2["final_round"] + 1)}
     assert len(list((out / "class_images").glob("*.png"))) == 2  # no class_dir: generated with the base model
     assert json.loads((out / "al_random" / "object_add.json").read_text())[0]["round"] == 1
+    # paired statistics per evaluation image (same prompt, same noise): uncertainty vs random, judge and oracle
+    ur = m2["paired"]["judge"]["image_alignment"]["uncertainty_vs_random"]
+    assert ur["n"] == 8 and ur["mean_a"] == pytest.approx(m2["after"]) and ur["mean_b"] == pytest.approx(m2["random"]["image_alignment_after"])
+    assert ur["ci_low"] <= ur["diff"] <= ur["ci_high"]
+    assert m2["paired"]["judge"]["image_alignment"]["uncertainty_vs_base"]["mean_b"] == pytest.approx(m2["before"])
+    assert set(m2["paired"]["oracle"]) == {"oracle", "oracle_present"}
+    assert m2["eval_seed"] not in m2["learned_seeds"]
 
 
 def test_generate(finished_run, tmp_path):

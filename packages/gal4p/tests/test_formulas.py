@@ -105,3 +105,35 @@ def test_personalize_prompt():
     assert personalize_prompt("cat swimming in a pool", "cat", "<cute-cat>") == "<cute-cat> cat swimming in a pool"
     assert personalize_prompt("Photo of cat", "cat", "<id>") == "Photo of <id> cat"
     assert personalize_prompt("a dog", "cat", "<id>") == "a dog <id> cat"
+
+
+def test_evaluation_seed_is_held_out():
+    from gal4p.train import check_held_out, learned_seeds
+    from vislab.run import load_preset
+
+    for name in ("default", "paper"):
+        cfg = load_preset("gal4p", name)
+        check_held_out(cfg)
+        assert int(cfg["eval"]["seed"]) not in learned_seeds(cfg)
+    cfg = load_preset("gal4p")
+    assert int(cfg["eval"]["images_per_prompt"]) * 8 >= 64  # 8 toy evaluation prompts: at least 64 paired images
+    for bad in (0, 1, 12345):
+        with pytest.raises(VislabError):
+            check_held_out({**cfg, "eval": {**cfg["eval"], "seed": bad}})
+
+
+def test_oracle_reads_the_concept_from_the_pixels():
+    """The identifier stands for the concept's colour and shape: a rendered pink star at the asked position scores 1,
+    a grey image 0, a pink star where a second object was asked for half the attributes of the prompt."""
+    from gal4p.train import oracle_scores
+    from vislab.toy.world import POSITIONS, SIZES, render_scene
+
+    bg = {"kind": "plain", "level": 0.4, "delta": 0.0, "seed": 0}
+    star = {"shape": "star", "color": "pink", "texture": "solid", "size": "large", "position": "left",
+            "cx": POSITIONS["left"][0], "cy": POSITIONS["left"][1], "radius": SIZES["large"]}
+    img = torch.from_numpy(render_scene({"background": bg, "objects": [star]}, 32)[0])[None]
+    concepts = {"sks": {"color": "pink", "shape": "star"}}
+    r = oracle_scores(torch.cat([img, torch.full_like(img, 0.4), img]),
+                      ["a large sks star on the left", "a sks star", "a sks star and a cyan square"], concepts)
+    assert r["per_image"]["oracle_present"] == [1.0, 0.0, 1.0]
+    assert r["per_image"]["oracle"][:2] == [1.0, 0.0] and r["per_image"]["oracle"][2] == pytest.approx(0.5)

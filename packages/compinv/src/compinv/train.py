@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 from vislab import runtime
-from vislab.errors import VislabError
+from vislab.errors import ConfigError, VislabError
 from vislab.run import Run, track
 
 from compinv.dreambooth import prepare_dreambooth
@@ -77,10 +77,50 @@ def score(judge, rows: list[dict[str, Any]], refs: torch.Tensor, detector=None, 
     return out
 
 
+def check_held_out(cfg: dict[str, Any], seeds: list[int]) -> None:
+    """The composition images are sampled from seeds the inversion never drew its noise from (``seed``)."""
+    if not seeds:
+        raise ConfigError("eval.seeds is empty: give held-out sampling seeds")
+    if int(cfg["seed"]) in seeds:
+        raise ConfigError(f"eval.seeds contains the training seed {cfg['seed']}; evaluate on held-out sampling seeds")
+
+
+def oracle_scores(rows: list[dict[str, Any]], concept: dict[str, Any]) -> dict[str, float]:
+    """The toy world's pixel oracle (no learned model) on each composition image, with the placeholder standing for
+    the held-out concept's colour and shape: ``oracle`` = share of the prompt's named attributes in the image,
+    ``oracle_composition`` = 1 when the concept and the other object are both drawn with their colour and shape."""
+    from vislab.toy.oracle import score
+
+    color, shape = concept["toy_concept"].split()
+    concepts = {concept["placeholder"]: {"color": color, "shape": shape}}
+    res = score(torch.cat([r["image"] for r in rows]).float().clamp(0, 1), [r["prompt"] for r in rows], concepts)
+    for r, o in zip(rows, res):
+        r["oracle"], r["oracle_composition"] = float(o["alignment"]), float(o["all_present"])
+    return {k: sum(r[k] for r in rows) / len(rows) for k in ("oracle", "oracle_composition")}
+
+
+def paired_comparisons(plain: list[dict[str, Any]], sem: list[dict[str, Any]], full: list[dict[str, Any]]) -> dict[str, Any]:
+    """Paired statistics per composition image (same object, same held-out seed): compositional inversion (semantic
+    + spatial) and semantic only, each against plain inversion."""
+    from vislab.metrics.paired import paired_stats
+
+    assert [(r["object"], r["seed"]) for r in plain] == [(r["object"], r["seed"]) for r in full] == [(r["object"], r["seed"]) for r in sem]
+    out: dict[str, Any] = {"judge": {}, "oracle": {}}
+    for key in ("text_alignment", "image_alignment", "coi_hit", "oracle", "oracle_composition"):
+        if key not in plain[0]:
+            continue
+        group = "oracle" if key.startswith("oracle") else "judge"
+        b = [float(r[key]) for r in plain]
+        out[group][key] = {"compositional_vs_plain": paired_stats([float(r[key]) for r in full], b),
+                           "semantic_only_vs_plain": paired_stats([float(r[key]) for r in sem], b)}
+    return {k: v for k, v in out.items() if v}
+
+
 def train(run: Run) -> dict[str, Any]:
     cfg = run.config
     seed = int(cfg["seed"])
     runtime.setup(seed)
+    check_held_out(cfg, [int(x) for x in cfg["eval"]["seeds"]])
     objects = read_objects(cfg["eval"]["objects"])  # bad lists fail before models load
     if cfg["eval"].get("limit"):
         objects = objects[: int(cfg["eval"]["limit"])]
@@ -148,6 +188,10 @@ def train(run: Run) -> dict[str, Any]:
     rows_full = generate_compositions(sd1, cfg, objects, names, bool(cfg["spatial"]["enabled"]), seeds,
                                       "semantic + spatial compositions")
     s_plain, s_sem, s_full = (score(judge, rows, images, detector, thr) for rows in (rows_plain, rows_sem, rows_full))
+    if concept["images"] == "toy" and cfg["model"]["sd"] == "toy":
+        for rows, sc in ((rows_plain, s_plain), (rows_sem, s_sem), (rows_full, s_full)):
+            sc.update(oracle_scores(rows, concept))
+    paired = paired_comparisons(rows_plain, rows_sem, rows_full)
     # anchor distance: how far the learned vector sits from the anchor word (core distribution)
     def dist(sd, ids):
         w = sd.text_encoder.get_input_embeddings().weight.detach()
@@ -165,6 +209,9 @@ def train(run: Run) -> dict[str, Any]:
         metric="text_alignment", higher_is_better=True, before=s_plain["text_alignment"], after=s_full["text_alignment"],
         method=method, before_method=labels[0], after_method=labels[1],
         image_alignment={"before": s_plain["image_alignment"], "after": s_full["image_alignment"]},
+        **({"oracle": {k: {"before": s_plain[k], "after": s_full[k], "semantic_only": s_sem[k]} for k in ("oracle", "oracle_composition")}}
+           if "oracle" in s_plain else {}),
+        paired=paired, learned_seeds=[seed],
         semantic_only=s_sem, judge_clip=str(jdir), sd=str(sd_dir),
         **({"coi": {"before": s_plain["coi"], "after": s_full["coi"], "semantic_only": s_sem["coi"], "threshold": thr,
                     "detector": str(cfg["eval"]["detector"])}} if detector is not None else {}),

@@ -17,7 +17,8 @@ def evaluate_model(sd, scorer, gen_prompts: list[str], text_prompts: list[str], 
                    resolution: int | None = None) -> tuple[dict[str, float], torch.Tensor]:
     """Metrics of ``sd`` on ``gen_prompts`` (with the identifier) judged against ``text_prompts`` (object: the
     plain prompts; style: the same styled prompts). The seed is reset per prompt, as in the official notebooks.
-    Returns the metrics and the images (prompt-major)."""
+    Returns the metrics (with ``per_image``: each image's text alignment, image alignment and overfit flag, for
+    paired comparisons between models evaluated on the same prompts and seed) and the images (prompt-major)."""
     imgs = []
     for p in gen_prompts:
         g = torch.Generator().manual_seed(int(seed))
@@ -30,5 +31,7 @@ def evaluate_model(sd, scorer, gen_prompts: list[str], text_prompts: list[str], 
         "text_alignment": M.text_alignment(feats, tf),
         "image_alignment": M.image_alignment(feats, ref_feats),
         "overfitting_rate": M.overfitting_rate(feats, tf, cf),
+        "per_image": {"text_alignment": M.text_alignment_per_image(feats, tf), "image_alignment": M.image_alignment_per_image(feats, ref_feats),
+                      "overfit": M.overfit_per_image(feats, tf, cf)},
     }
     return res, images

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 from vislab import runtime
-from vislab.errors import VislabError
+from vislab.errors import ConfigError, VislabError
 from vislab.io import load_image, write_json
 from vislab.run import Run
 
@@ -97,6 +97,52 @@ def _plot_curves(path: Path, before: dict[str, float], runs: dict[str, dict[str,
     plt.close(fig)
 
 
+def learned_seeds(cfg: dict[str, Any]) -> set[int]:
+    """Seeds the learning side draws from: training and query noise (``seed``), the per-round data order
+    (``seed + r``) and the generated class images (``seed + 12345``)."""
+    s = int(cfg["seed"])
+    return {s, s + 12345, *(s + r for r in range(1, int(cfg["al"]["total_rounds"]) + 1))}
+
+
+def check_held_out(cfg: dict[str, Any]) -> None:
+    """The evaluation images are sampled from a seed the learning never used."""
+    if int(cfg["eval"]["seed"]) in learned_seeds(cfg):
+        raise ConfigError(f"eval.seed {cfg['eval']['seed']} is a learned-on seed {sorted(learned_seeds(cfg))}; "
+                          "evaluate on a held-out seed")
+
+
+def oracle_scores(images: torch.Tensor, prompts: list[str], concepts: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """The toy world's pixel oracle (no learned model) on the evaluation images: ``oracle`` = share of each prompt's
+    named attributes in the image (the identifier stands for the concept's colour and shape), ``oracle_present`` =
+    the concept is drawn with its colour and shape. Means plus per-image values."""
+    from vislab.toy.oracle import score
+
+    rs = score(images.detach().float().cpu().clamp(0, 1), prompts, concepts)
+    align = [float(r["alignment"]) for r in rs]
+    ident = next(iter(concepts))
+    present = [float(any(q["present"] for q in r["requested"] if q["color"] == concepts[ident]["color"]
+                         and q["shape"] == concepts[ident]["shape"])) for r in rs]
+    return {"oracle": sum(align) / len(align), "oracle_present": sum(present) / len(present),
+            "per_image": {"oracle": align, "oracle_present": present}}
+
+
+def paired_comparisons(before: dict[str, Any], unc: dict[str, Any], rnd: dict[str, Any]) -> dict[str, Any]:
+    """Paired statistics per image (same evaluation prompt, same sampling noise): uncertainty vs random selection
+    (the paper's claim) and the final uncertainty model vs the base model, for the judge-CLIP metrics and, on the
+    toy world, the oracle's."""
+    from vislab.metrics.paired import paired_stats
+
+    out: dict[str, Any] = {"judge": {}, "oracle": {}}
+    for key in ("image_alignment", "text_alignment", "overfit", "oracle", "oracle_present"):
+        if key not in unc.get("per_image", {}) or key not in rnd.get("per_image", {}):
+            continue
+        group = "oracle" if key.startswith("oracle") else "judge"
+        out[group][key] = {"uncertainty_vs_random": paired_stats(unc["per_image"][key], rnd["per_image"][key])}
+        if key in before.get("per_image", {}):
+            out[group][key]["uncertainty_vs_base"] = paired_stats(unc["per_image"][key], before["per_image"][key])
+    return {k: v for k, v in out.items() if v}
+
+
 def train(run: Run) -> dict[str, Any]:
     from vislab.diffusion import load_sd
     from vislab.lightning import build_trainer
@@ -107,6 +153,7 @@ def train(run: Run) -> dict[str, Any]:
 
     cfg = run.config
     runtime.setup(int(cfg["seed"]))
+    check_held_out(cfg)
     mode = cfg["mode"]
     if mode not in ("object", "style"):
         raise VislabError(f"mode must be object or style, not {mode!r}")
@@ -150,14 +197,20 @@ def train(run: Run) -> dict[str, Any]:
         gen_prompts = [f"{p} {descriptor}" for p in plain]
         text_prompts = gen_prompts
 
+    oracle_concepts = {d["identifier"]: {"color": d["toy"]["color"], "shape": d["toy"]["shape"]}} if toy and mode == "object" else None
+
     def evaluate(sd, tag: str) -> dict[str, Any]:
         sd = sd.to(runtime.device())  # a round's model comes back from fit on the CPU
         res, imgs = evaluate_model(sd, scorer, gen_prompts, text_prompts, ref_feats, captions, int(e["images_per_prompt"]),
                                    int(e["steps"]), float(e["guidance"]), int(e["seed"]), e["scheduler"], int(d["resolution"]))
         n = int(e["images_per_prompt"])
+        if oracle_concepts is not None:
+            o = oracle_scores(imgs, [p for p in gen_prompts for _ in range(n)], oracle_concepts)
+            res["per_image"].update(o.pop("per_image"))
+            res.update(o)
         _save_grid(run.path("samples", f"{tag}.png"), imgs, [p for p in gen_prompts for _ in range(n)], ncol=max(2, min(8, 2 * n)),
                    title=f"{tag}: image align {res['image_alignment']:.3f}, text align {res['text_alignment']:.3f}")
-        run.log(f"{tag}: " + ", ".join(f"{k} {v:.4f}" for k, v in res.items()))
+        run.log(f"{tag}: " + ", ".join(f"{k} {v:.4f}" for k, v in res.items() if k != "per_image"))
         return res
 
     before_path = run.out / "before.json"
@@ -211,11 +264,14 @@ def train(run: Run) -> dict[str, Any]:
         rstate = rloop.run()
         runs["random"] = rstate.evals
         fr = str(rstate.final_round)
-        result["random"] = {"final_round": rstate.final_round, **{f"{k}_after": v for k, v in rstate.evals[fr].items()},
+        result["random"] = {"final_round": rstate.final_round, **{f"{k}_after": v for k, v in rstate.evals[fr].items() if k != "per_image"},
                             "selected": {r: q["selected"] for r, q in rstate.queries.items()}}
 
     final = str(state.final_round)
     after = state.evals[final]
+    if "random" in runs and str(result["random"]["final_round"]) in runs["random"]:
+        result["paired"] = paired_comparisons(before, after, runs["random"][str(result["random"]["final_round"])])
+        result["eval_seed"], result["learned_seeds"] = int(e["seed"]), sorted(learned_seeds(cfg))
     if runtime.is_main_process():
         model_out = run.out / "model"
         if model_out.exists():
