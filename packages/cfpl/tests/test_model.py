@@ -97,6 +97,41 @@ def test_hard_negatives_have_other_label():
     sim[0, 1] = sim[1, 0] = 100.0
     p, t = sample_hard_negatives(sim, torch.tensor([0, 1]))
     assert p.tolist() == [1, 0] and t.tolist() == [1, 0]
+    # one class only: no candidate exists, none is invented from the same class
+    p, t = sample_hard_negatives(torch.randn(3, 3), torch.tensor([1, 1, 1]))
+    assert p.tolist() == [-1, -1, -1] and t.tolist() == [-1, -1, -1]
+
+
+def test_single_class_batch_has_no_own_text_negative(clip):
+    """A batch of one class: no pair (prompt, its own class's text) may be trained as a negative.
+
+    Same-label texts are identical, so pairing prompt i with another same-label sample's text (or
+    text i with another same-label prompt) would label a matched pair 0."""
+    torch.manual_seed(0)
+    m = CFPL(clip, HEAD).train()
+    captured = {}
+    head = m.ptm_head.forward
+    m.ptm_head.forward = lambda r: (captured.__setitem__("r", r), head(r))[1]
+    d_t = m.ptm_text.shape[1]
+    for lab in (0, 1):
+        y = torch.full((4,), lab)
+        p_c = torch.randn(4, 4, d_t)
+        logits, target = m.ptm_logits(p_c, y)
+        r = captured["r"]
+        assert logits.shape[0] == len(target) == len(r)
+        own = m.ptm_text[lab]
+        for row, t in zip(r, target):
+            is_own_text = torch.allclose(row[0, d_t:], own)
+            prompt_from_batch = any(torch.equal(row[:, :d_t], p) for p in p_c)
+            if t == 0:  # a negative pairs a batch prompt with the other class's text
+                assert prompt_from_batch and not is_own_text
+            else:
+                assert is_own_text
+        assert int(target.sum()) == 4 and int((target == 0).sum()) == 4  # no prompt negatives exist; 4 text negatives
+    # mixed batch: still 3B rows, every negative text differs from the prompt's own
+    y = torch.tensor([0, 1, 0, 1])
+    logits, target = m.ptm_logits(torch.randn(4, 4, d_t), y)
+    assert logits.shape == (12, 2) and target.tolist() == [1] * 4 + [0] * 8
 
 
 def test_cfpl_forward_ptm_and_frozen_clip(clip):

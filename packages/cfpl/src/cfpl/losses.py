@@ -1,4 +1,4 @@
-"""CFPL loss terms (spec ``cfpl.md`` §2.7): ``L = L_cls + lambda_ptm * L_ptm``."""
+"""CFPL loss terms: ``L = L_cls + lambda_ptm * L_ptm``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Evaluation metrics of the domain-generalised FAS literature (spec ``cfpl.md`` §4), on
+"""Evaluation metrics of the domain-generalised FAS literature, on
 :mod:`vislab.metrics` (which holds the hand-checked formulas).
 
 Scores are P(live) (higher = live); ``live`` is 1 for bona fide, 0 for attacks; a sample is

@@ -3,7 +3,7 @@
 Shapes use: B batch, n = 1 + P visual tokens (CLS + patches), d_v visual width,
 d_t text width, d_e joint embedding width, N learnable queries, L_ctx text context length.
 
-Pipeline (spec ``cfpl.md`` §1):
+Pipeline (the paper's overview figure):
   image --CLIP vision (frozen)--> block outputs v^l (B, n, d_v), embedding v (B, d_e)
   content v_c = InstanceNorm(v^L)            (B, n, d_v)       -> CQF -> P_c (B, N, d_t)
   style   v_s = mean_l [mu(v^l) || sigma(v^l)] (B, 1, 2 d_v)  -> DSP (train) -> SQF -> P_s (B, N, d_t)
@@ -152,7 +152,7 @@ class PromptTextEncoder(nn.Module):
 
 
 # --------------------------------------------------------------------------------------
-# Content and style features (§2.1)
+# Content and style features (the paper's v_c and v_s)
 # --------------------------------------------------------------------------------------
 
 
@@ -188,7 +188,7 @@ def content_feature(v_last: torch.Tensor, exclude_cls: bool = True, eps: float =
 
 
 class DiversifiedStylePrompt(nn.Module):
-    """DSP (§2.6): MixStyle-like mixing of the style feature across instances, training only.
+    """Diversified Style Prompt (DSP): MixStyle-like mixing of the style feature across instances, training only.
 
     With probability ``p`` per batch: ``lambda_i ~ Beta(alpha, alpha)``, a random permutation
     pi of the batch, ``v_s <- lambda * v_s + (1 - lambda) * v_s[pi]`` (mu and sigma mixed
@@ -212,7 +212,7 @@ class DiversifiedStylePrompt(nn.Module):
 
 
 # --------------------------------------------------------------------------------------
-# Q-Former (§2.2)
+# Q-Former (the paper's CQF and SQF)
 # --------------------------------------------------------------------------------------
 
 
@@ -262,7 +262,7 @@ class StyleQFormer(QFormer):
 
 
 # --------------------------------------------------------------------------------------
-# Prompt Modulation and heads (§2.4, §2.5)
+# Prompt Modulation and heads (PM, PTM)
 # --------------------------------------------------------------------------------------
 
 
@@ -300,29 +300,29 @@ class PTMHead(nn.Module):
 
 
 def sample_hard_negatives(sim: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """ALBEF-style in-batch hard-negative sampling with same-text masking (§2.5 [D]).
+    """ALBEF-style in-batch hard-negative sampling with same-text masking (PTM).
 
     sim: (B, B), ``sim[i, j] = cos(mean_N P_c^i, S^j) / tau`` (prompt i, text j); labels (B,).
     Returns ``neg_prompt`` (B,): for text i a prompt j sampled with probability
     ``softmax_j(sim[j, i])`` over j with ``labels[j] != labels[i]``; ``neg_text`` (B,): for
     prompt i a text j sampled with ``softmax_j(sim[i, j])`` over the same candidates.
-    (Same-label texts are identical, so they cannot be negatives.) A row without any
-    candidate (single-class batch) falls back to uniform over the other samples.
+    Same-label texts are identical, so a same-label sample is never a negative: a row without any
+    candidate (every sample of the batch has the same label) gets ``-1`` (no in-batch negative).
     """
     B = sim.shape[0]
     valid = labels.view(B, 1) != labels.view(1, B)
-    empty = ~valid.any(dim=1, keepdim=True)
-    others = ~torch.eye(B, dtype=torch.bool, device=sim.device)
-    valid = torch.where(empty, others, valid)
-    sim = torch.where(empty, torch.zeros_like(sim), sim.float())
-    w_text = torch.softmax(sim.masked_fill(~valid, float("-inf")), dim=1)
-    w_prompt = torch.softmax(sim.t().masked_fill(~valid, float("-inf")), dim=1)
-    if B == 1:
-        z = torch.zeros(1, dtype=torch.long, device=sim.device)
-        return z, z
-    neg_text = torch.multinomial(w_text, 1, generator=generator).squeeze(1)
-    neg_prompt = torch.multinomial(w_prompt, 1, generator=generator).squeeze(1)
-    return neg_prompt, neg_text
+    has = valid.any(dim=1)
+    out_prompt = torch.full((B,), -1, dtype=torch.long, device=sim.device)
+    out_text = torch.full((B,), -1, dtype=torch.long, device=sim.device)
+    if not bool(has.any()):
+        return out_prompt, out_text
+    rows = has.nonzero().squeeze(1)
+    sim = sim.float()
+    w_text = torch.softmax(sim.masked_fill(~valid, float("-inf"))[rows], dim=1)
+    w_prompt = torch.softmax(sim.t().masked_fill(~valid, float("-inf"))[rows], dim=1)
+    out_text[rows] = torch.multinomial(w_text, 1, generator=generator).squeeze(1)
+    out_prompt[rows] = torch.multinomial(w_prompt, 1, generator=generator).squeeze(1)
+    return out_prompt, out_text
 
 
 # --------------------------------------------------------------------------------------
@@ -422,11 +422,13 @@ class CFPL(nn.Module):
         return {"logits": logits, "v": v, "w": w, "p_c": p_c, "p_s": p_s, "t_c": t_c, "t_s": t_s}
 
     def ptm_logits(self, p_c: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prompt-Text Matching inputs (§2.5).
+        """Prompt-Text Matching (PTM) inputs.
 
         p_c: (B, N, d_t) content prompts; labels (B,) 0 live / 1 spoof. Builds
         ``R = concat(R_p, R_n^prompt, R_n^text)`` (3B, N, 2 d_t) with ``R_p = [P_c || S]``,
-        applies FC_ptm and returns logits (3B, 2) and targets (3B,) (1 for the B positives).
+        applies FC_ptm and returns logits (M, 2) and targets (M,) (1 for the B positives). M = 3B when the
+        batch holds both classes; a text without an other-class prompt in the batch has no prompt negative
+        (M < 3B), so a matched (prompt, own-class text) pair is never trained as a negative.
         """
         B, N, _ = p_c.shape
         S = self.ptm_text[labels].to(p_c)  # (B, d_t)
@@ -435,10 +437,16 @@ class CFPL(nn.Module):
             neg_prompt, neg_text = sample_hard_negatives(sim, labels, generator)
         S_exp = S.unsqueeze(1).expand(B, N, -1)
         r_pos = torch.cat([p_c, S_exp], dim=-1)
-        r_neg_prompt = torch.cat([p_c[neg_prompt], S_exp], dim=-1)  # each text with a hard-negative prompt
-        r_neg_text = torch.cat([p_c, S_exp[neg_text]], dim=-1)  # each prompt with a hard-negative text
+        # each text with a hard-negative prompt: only texts with an other-class prompt in the batch
+        keep = neg_prompt >= 0
+        r_neg_prompt = torch.cat([p_c[neg_prompt[keep]], S_exp[keep]], dim=-1)
+        # each prompt with a hard-negative text: the in-batch pick, or (no other class in the batch) the
+        # other class's text itself; it is never the prompt's own-class text
+        other = self.ptm_text[1 - labels].to(p_c).unsqueeze(1).expand(B, N, -1)
+        text_neg = torch.where((neg_text >= 0).view(B, 1, 1), S_exp[neg_text.clamp(min=0)], other)
+        r_neg_text = torch.cat([p_c, text_neg], dim=-1)
         r = torch.cat([r_pos, r_neg_prompt, r_neg_text], dim=0)
-        target = torch.cat([torch.ones(B), torch.zeros(2 * B)]).long().to(p_c.device)
+        target = torch.cat([torch.ones(B), torch.zeros(len(r) - B)]).long().to(p_c.device)
         return self.ptm_head(r), target
 
     @torch.no_grad()

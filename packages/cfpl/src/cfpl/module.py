@@ -32,6 +32,9 @@ class CFPLModule(pl.LightningModule):
         self._live: list[torch.Tensor] = []
         self._videos: list[str] = []
         self.last_eval: dict[str, float] = {}
+        # True: under DDP each rank scored a shard of the evaluation set (gathered, per frame); False: every rank
+        # scored all of it (``use_distributed_sampler=False``), so the video ids are kept
+        self.eval_sharded = True
 
     # -- training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -72,7 +75,7 @@ class CFPLModule(pl.LightningModule):
             return
         scores = torch.cat(self._scores)
         live = torch.cat(self._live)
-        if self.trainer is not None and self.trainer.world_size > 1:
+        if self.eval_sharded and self.trainer is not None and self.trainer.world_size > 1:
             scores = self.all_gather(scores).reshape(-1).cpu()
             live = self.all_gather(live).reshape(-1).cpu()
             videos = None  # per-frame under DDP (video ids are strings)

@@ -78,7 +78,7 @@ def train(run: Run) -> dict[str, Any]:
     d = cfg["data"]
     dm = FASDataModule(splits["train"], splits["dev"], splits["test"], image_size=size, batch_size=int(d["batch_size"]),
                        steps_per_epoch=d.get("steps_per_epoch"), num_workers=int(d.get("num_workers", 0)), seed=int(cfg["seed"]),
-                       crop_scale=float(d.get("crop_scale", 256 / 224)))
+                       crop_scale=float(d.get("crop_scale", 256 / 224)), live_fraction=float(d.get("live_fraction", 0.5)))
     run.log(f"sources {splits['sources']} -> target {splits['target']}: {len(dm.train_set)} train / {len(dm.val_set)} source-dev / "
             f"{len(dm.test_set)} target frames; CLIP {cfg['clip']['source']} (image {size}px)")
     main = is_main_process()
@@ -96,7 +96,9 @@ def train(run: Run) -> dict[str, Any]:
             base = linear_probe(model.clip, source_eval, target_eval, steps=int(b["steps"]), lr=float(b["lr"]), seed=int(cfg["seed"]))
             run.log(f"plain-CLIP linear probe: target HTER {base['metrics']['hter']:.4f}, AUC {base['metrics']['auc']:.4f}")
     module = CFPLModule(model, optim=cfg["optim"], lambda_ptm=float(cfg["lambda_ptm"]), meta=checkpoint_meta(cfg))
-    trainer = run.trainer()
+    # the balanced batch sampler shards the batches over the ranks itself; every rank evaluates the whole split
+    trainer = run.trainer(use_distributed_sampler=False)
+    module.eval_sharded = False
     trainer.fit(module, datamodule=dm, ckpt_path=run.resume_checkpoint())
     if not trainer.is_global_zero:
         return {}
