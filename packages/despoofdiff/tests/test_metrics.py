@@ -33,3 +33,18 @@ def test_roc_curve_endpoints():
     fpr, tpr = roc_curve(S, Y)
     assert fpr[0] == 0 and tpr[0] == 0 and fpr[-1] == 1 and tpr[-1] == 1
     assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+
+
+def test_study_paired_interval_by_hand():
+    """Paired two-stream - ablation differences over seeds with the 95 % Student-t interval (n = 3, t = 4.303)."""
+    from despoofdiff.study import markdown, summarise, t_interval
+
+    mean, sd, lo, hi = t_interval([0.1, 0.2, 0.3])
+    assert mean == pytest.approx(0.2) and sd == pytest.approx(0.1)
+    assert (lo, hi) == pytest.approx((0.2 - 4.302653 * 0.1 / 3**0.5, 0.2 + 4.302653 * 0.1 / 3**0.5), abs=1e-6)
+    per_seed = {s: {"both": {"test_acer": a}, "rgb": {"test_acer": b}} for s, a, b in ((0, 0.10, 0.20), (1, 0.05, 0.25), (2, 0.0, 0.1))}
+    out = summarise(per_seed)
+    p = out["paired"]["rgb"]["test_acer"]
+    assert p["diffs"] == pytest.approx([-0.1, -0.2, -0.1]) and p["two_stream_better_all_seeds"]
+    assert out["models"]["both"]["test_acer"]["mean"] == pytest.approx(0.05)
+    assert "| RGB only |" in markdown(out)

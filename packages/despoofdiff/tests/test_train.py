@@ -22,8 +22,10 @@ def test_embedded_default_reduced_budget(tiny_run):
     assert "test_video_acer" in m["after_all"] and "cross_video_hter" in m["after_all"]  # frames averaged per video
     for pic in ("despoof_test.png", "despoof_cross.png", "roc.png", "dm_samples.png"):
         assert (out / pic).is_file()
-    for stage in ("dm_genuine", "dm_spoof"):
-        assert (out / "checkpoints" / stage / "last.ckpt").is_file()
+    assert m["crossfit_folds"] == 2  # two pairs of diffusion models, each fitted outside its fold
+    for fold in ("f0", "f1"):
+        for stage in ("dm_genuine", "dm_spoof"):
+            assert (out / "checkpoints" / "crossfit" / fold / stage / "last.ckpt").is_file()
     assert (out / "checkpoints" / "last.ckpt").is_file() and (out / "checkpoints" / "despoofdiff.ckpt").is_file()
     cached = list((out / "cache" / "noise" / m["bridge_hash"]).rglob("*.npy"))
     assert len(cached) == sum(1 for _ in cached) > 0
@@ -44,8 +46,34 @@ def test_resume_continues_and_reuses_the_noise_cache(tiny_run, tiny_cfg, tmp_pat
     assert m["bridge_hash"] == m0["bridge_hash"]  # DMs restored exactly from their last.ckpt
     ck = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ck["global_step"] == 5  # continued from step 3 to 5
-    ck_dm = torch.load(out / "checkpoints" / "dm_genuine" / "last.ckpt", map_location="cpu", weights_only=False)
+    ck_dm = torch.load(out / "checkpoints" / "crossfit" / "f1" / "dm_genuine" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ck_dm["global_step"] == tiny_cfg["diffusion"]["steps"]  # not retrained
+
+
+def test_crossfit_folds_keep_identities_together():
+    from despoofdiff.data import FaceItems
+    from despoofdiff.train import crossfit_folds
+    from vislab.errors import ConfigError
+
+    class Items(torch.utils.data.Dataset):
+        def __init__(self, ids):
+            self.ids = ids
+
+        def __len__(self):
+            return len(self.ids)
+
+        def __getitem__(self, i):
+            return {"image": torch.zeros(3, 4, 4), "live": i % 2, "identity": self.ids[i]}
+
+    ids = [3, 3, 1, 1, 2, 2, 3, 1, 0, 0]
+    f = crossfit_folds(FaceItems(Items(ids), 4), 2)
+    for k in set(ids):
+        assert len({int(f[i]) for i in range(len(ids)) if ids[i] == k}) == 1  # one person, one fold
+    assert set(f.tolist()) == {0, 1}
+    with pytest.raises(ConfigError, match="crossfit"):
+        crossfit_folds(FaceItems(Items([5, 5]), 4), 2)
+    sub = FaceItems(Items(ids), 4).subset([0, 2, 3])
+    assert sub.lives().tolist() == [0, 0, 1] and len(sub) == 3
 
 
 def _write_faces(folder, n=3, size=24):

@@ -67,7 +67,47 @@ def predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--steps", type=int, default=None, help="override the DDIM steps K of the bridge")
     p.add_argument("--device", default=None, help="cpu / cuda (default: best available)")
+    p.add_argument("--videos", action="store_true", help="treat each folder of images as one video's frames: also write videos.csv "
+                   "with the video score = mean frame score (the video protocols' convention) and its decision")
+    p.add_argument("--labels", type=Path, default=None, help="a list '<image> <label> [attack]' (1 live, 0 spoof; image matched by path or file "
+                   "name): also report APCER/BPCER/ACER/HTER at the threshold, per frame and (with --videos) per video, in metrics.json")
     return p
+
+
+def read_labels(path: Path) -> dict[str, tuple[int, str]]:
+    """``<image> <label> [attack]`` lines (space, tab or comma separated; ``#`` comments) -> {image: (live, attack)}."""
+    from vislab.io import require_file
+
+    f = require_file(path, "labels list")
+    out: dict[str, tuple[int, str]] = {}
+    for n, line in enumerate(f.read_text(errors="replace").splitlines(), 1):
+        s = line.split("#", 1)[0].strip()
+        if not s:
+            continue
+        parts = s.replace(",", " ").split()
+        if len(parts) < 2 or parts[1] not in ("0", "1"):
+            raise InputError(f, f"line {n}: expected '<image> <label 1 live / 0 spoof> [attack]', got {s!r}")
+        live = int(parts[1])
+        out[parts[0]] = (live, parts[2] if len(parts) > 2 else ("live" if live else "spoof"))
+    if not out:
+        raise InputError(f, "labels list has no entries")
+    return out
+
+
+def label_of(labels: dict[str, tuple[int, str]], image: Path, where: Path) -> tuple[int, str]:
+    for k in (str(image), str(image.resolve()), image.name, f"{image.parent.name}/{image.name}"):
+        if k in labels:
+            return labels[k]
+    for k, v in labels.items():
+        if Path(k).expanduser().resolve() == image.resolve():
+            return v
+    raise InputError(where, f"no label for {image}")
+
+
+def level_metrics(rows: list[dict[str, Any]], thr: float) -> dict[str, float]:
+    from despoofdiff.metrics import evaluate
+
+    return evaluate([r["score"] for r in rows], [r["label"] for r in rows], thr, [r["attack"] for r in rows])
 
 
 def collect_images(args: list[str]) -> list[Path]:
@@ -96,6 +136,8 @@ def predict_main(argv: list[str]) -> int:
 
     args = predict_parser().parse_args(argv)
     files = collect_images(args.images)
+    labels = read_labels(args.labels) if args.labels is not None else None
+    truth = {f: label_of(labels, f, args.labels) for f in files} if labels is not None else None
     model = load_module(args.checkpoint)
     res = int(model.hparams.resolution)
     # read every image first: a corrupt file fails before anything is written
@@ -130,8 +172,43 @@ def predict_main(argv: list[str]) -> int:
             w = csv.DictWriter(fh, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)
-    write_json(out / "scores.json", {"checkpoint": str(resolve_checkpoint(args.checkpoint)), "threshold": thr, "results": rows})
+    videos: list[dict[str, Any]] = []
+    if args.videos:  # one folder = one video: video score = mean frame score
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for r_ in rows:
+            groups.setdefault(str(Path(r_["image"]).parent), []).append(r_)
+        for v, rs in groups.items():
+            sc = sum(r_["score"] for r_ in rs) / len(rs)
+            videos.append({"video": v, "frames": len(rs), "score": sc, "live": bool(sc >= thr)})
+        with atomic_path(out / "videos.csv") as tmp:
+            with open(tmp, "w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=list(videos[0]))
+                w.writeheader()
+                w.writerows(videos)
+    result: dict[str, Any] = {"checkpoint": str(resolve_checkpoint(args.checkpoint)), "threshold": thr, "results": rows}
+    if videos:
+        result["videos"] = videos
+    if truth is not None:
+        lab = [{**r_, "label": truth[f][0], "attack": truth[f][1]} for r_, f in zip(rows, files)]
+        metrics: dict[str, Any] = {"threshold": thr, "frame": level_metrics(lab, thr)}
+        if args.videos:
+            vl: dict[str, list[dict[str, Any]]] = {}
+            for r_ in lab:
+                vl.setdefault(str(Path(r_["image"]).parent), []).append(r_)
+            if any(len({r_["label"] for r_ in rs}) > 1 for rs in vl.values()):
+                raise InputError(args.labels, "frames of one folder (video) have different labels")
+            vrows = [{"score": sum(r_["score"] for r_ in rs) / len(rs), "label": rs[0]["label"], "attack": rs[0]["attack"]} for rs in vl.values()]
+            metrics["video"] = level_metrics(vrows, thr)
+        result["metrics"] = metrics
+        write_json(out / "metrics.json", metrics)
+    write_json(out / "scores.json", result)
     for r_ in rows:
         print(f"{r_['image']}\t{r_['score']:.4f}\t{'live' if r_['live'] else 'spoof'}")
+    for v in videos:
+        print(f"video {v['video']}\t{v['frames']} frames\t{v['score']:.4f}\t{'live' if v['live'] else 'spoof'}")
+    if truth is not None:
+        for lvl, m in result["metrics"].items():
+            if isinstance(m, dict):
+                print(f"{lvl}: " + ", ".join(f"{k.upper()} {100 * m[k]:.2f} %" for k in ("apcer", "bpcer", "acer", "hter") if k in m))
     print(f"wrote {len(rows)} results to {out}", flush=True)
     return 0

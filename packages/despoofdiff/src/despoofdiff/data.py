@@ -73,6 +73,7 @@ class FaceItems(Dataset):
         if len(base) == 0:  # type: ignore[arg-type]
             raise VislabError(f"{name}: the dataset is empty")
         self._dome = dome_depth(self.resolution)
+        self._lives: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
@@ -101,12 +102,33 @@ class FaceItems(Dataset):
 
     def lives(self) -> np.ndarray:
         """(n,) live labels without decoding images where the base dataset exposes them."""
+        if getattr(self, "_lives", None) is not None:
+            return self._lives
         base = self.base
         for attr in ("live", "lives"):
             v = getattr(base, attr, None)
             if v is not None and not callable(v) and len(v) == len(self):
                 return np.asarray(v, dtype=np.int64)
         return np.array([int(base[i]["live"]) for i in range(len(self))], dtype=np.int64)
+
+    def groups(self) -> list[str]:
+        """(n,) group of every item for cross-fitting: the person (``identity``/``subject``) where the source
+        gives one, else the video."""
+        out = []
+        for i in range(len(self)):
+            it = self.base[i]
+            g = it.get("identity", it.get("subject"))
+            out.append(f"id:{g}" if g is not None else f"video:{it.get('video') or it.get('video_id') or it.get('key') or i}")
+        return out
+
+    def subset(self, index: Sequence[int], name: str | None = None) -> FaceItems:
+        """The items at ``index`` (labels carried over without decoding)."""
+        from torch.utils.data import Subset
+
+        index = [int(i) for i in index]
+        sub = FaceItems(Subset(self.base, index), self.resolution, name=name or self.name)
+        sub._lives = self.lives()[index]
+        return sub
 
 
 class ImagesView(Sequence):

@@ -50,7 +50,10 @@ def real_sets(data: dict[str, Any]) -> dict[str, Any]:
     - ``oulu`` with a numeric protocol (1-4, ``fold`` for 3/4): OULU-NPU's own lists. ``casia`` / ``replay`` /
       ``msu`` / ``oulu`` with protocol ``intra``: that dataset's train/dev/test lists in the MCIO layout.
     - ``uniattack``: UniAttackData protocol lists.
-    - ``siw`` / ``list``: any ``path label`` lists given as ``data.lists.{train,dev,test}`` (``data.label_format``).
+    - ``siw``: SiW's ``{Train,Test}/{live,spoof}/<subject>/*.mov`` (+ ``.face`` boxes) with protocol 1, 2 (``fold``
+      1-4: leave one replay medium out) or 3 (``fold`` 1: print -> replay, 2: replay -> print); dev = 20 % of the
+      training subjects.
+    - ``list`` (or ``siw`` with lists): any ``path label`` lists given as ``data.lists.{train,dev,test}`` (``data.label_format``).
     """
     from vislab.faces import layouts as readers
 
@@ -70,11 +73,26 @@ def real_sets(data: dict[str, Any]) -> dict[str, Any]:
         if src == "uniattack":
             return {s: readers.uniattack_dataset(root, protocol, s, **kw) for s in ("train", "dev", "test")}
         lists = data.get("lists") or {}
+        if src == "siw" and not any(lists.values()):  # SiW's own folders and protocols 1-3 (folds for 2 and 3)
+            fold = int(data.get("fold") or 1)
+            return {s: readers.siw_dataset(root, protocol, s, fold=fold, **kw) for s in ("train", "dev", "test")}
         if not all(lists.get(s) for s in ("train", "dev", "test")):
             raise ConfigError(f"data.source={src} needs data.lists.train, data.lists.dev and data.lists.test (path-label list files)")
         return {s: readers.read_list_dataset(lists[s], root, data.get("label_format") or "live1", src, **kw) for s in ("train", "dev", "test")}
     except ValueError as e:
         raise ConfigError(f"data: {e}") from None
+
+
+def check_entries(sets: dict[str, Any], strict: bool) -> None:
+    """Real lists: a missing video, a video without frames or an unreadable line is an error naming the list
+    file and line (``data.strict: false`` skips such entries with a warning instead)."""
+    if not strict:
+        return
+    for split, ds in sets.items():
+        errors = list(getattr(ds, "errors", None) or [])
+        if errors:
+            more = f" ({len(errors) - 1} more problem(s); data.strict false skips bad entries)" if len(errors) > 1 else " (data.strict false skips bad entries)"
+            raise VislabError(f"{split} list: {errors[0]}{more}")
 
 
 def load_source(data: dict[str, Any]) -> dict[str, FaceItems]:
@@ -88,6 +106,7 @@ def load_source(data: dict[str, Any]) -> dict[str, FaceItems]:
         sets = {s: FrameListDataset(data["root"], data["dataset"], str(data["protocol"]), s) for s in ("train", "dev", "test")}
     elif src in REAL:
         sets = real_sets(data)
+        check_entries(sets, bool(data.get("strict", True)))
     else:
         raise ConfigError(f"data.source {src!r}: choose toy, frames or one of {', '.join(REAL)}")
     for need in ("train", "dev", "test"):

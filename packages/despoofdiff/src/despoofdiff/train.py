@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from vislab.errors import ConfigError, VislabError
 from vislab.run import Run
@@ -84,8 +85,11 @@ def load_dm_checkpoint(path: str, domain: str):
     return m
 
 
-def train_diffusion(run: Run, items: FaceItems, domain: str, unet_cfg: dict[str, Any]):
-    """Stage 1 for one domain: fit a DiffusionModule on the live (genuine) or spoof training frames."""
+def train_diffusion(run: Run, items: FaceItems, domain: str, unet_cfg: dict[str, Any], fold: int | None = None):
+    """Stage 1 for one domain: fit a DiffusionModule on the live (genuine) or spoof training frames.
+
+    ``fold`` (cross-fitting): the models of fold k see only the training frames outside fold k; their
+    checkpoints live in ``checkpoints/crossfit/f<k>/dm_<domain>/``."""
     from despoofdiff.model import load_unet
     from despoofdiff.module import DiffusionModule
 
@@ -103,15 +107,28 @@ def train_diffusion(run: Run, items: FaceItems, domain: str, unet_cfg: dict[str,
         gradient_checkpointing=bool(d["gradient_checkpointing"]),
     )
     dm = DiffusionDataModule(items, live=(domain == "genuine"), batch_size=int(d["batch_size"]), num_workers=int(run.config["data"]["num_workers"]), hflip=bool(d["hflip"]))
-    ckdir = run.path("checkpoints", f"dm_{domain}")
-    trainer = stage_trainer(run, f"dm_{domain}", int(d["steps"]), ckdir)
-    run.log(f"stage 1: {domain} diffusion model on {len(dm.ds)} frames, {trainer.max_steps} steps")
+    name = f"dm_{domain}" if fold is None else f"dm_{domain}_f{fold}"
+    ckdir = run.path("checkpoints", f"dm_{domain}") if fold is None else run.path("checkpoints", "crossfit", f"f{fold}", f"dm_{domain}")
+    trainer = stage_trainer(run, name, int(d["steps"]), ckdir)
+    where = "" if fold is None else f" (cross-fit fold {fold}: frames outside fold {fold})"
+    run.log(f"stage 1: {domain} diffusion model on {len(dm.ds)} frames{where}, {trainer.max_steps} steps")
     t0 = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=resume_path(run, ckdir / "last.ckpt"))
     save_last(trainer, ckdir / "last.ckpt")
     loss = trainer.callback_metrics.get(f"{domain}/train_loss")
     run.log(f"  {domain} DM done in {time.time() - t0:.1f} s, last loss {float(loss) if loss is not None else float('nan'):.4f}")
     return module.cpu().eval(), float(loss) if loss is not None else float("nan")
+
+
+def crossfit_folds(items: FaceItems, k: int) -> np.ndarray:
+    """(n,) fold index in 0..k-1 of every training frame: identities (else videos) in sorted order are dealt
+    round-robin to the folds, so all frames of one person (or video) share a fold."""
+    groups = items.groups()
+    uniq = sorted(set(groups))
+    if len(uniq) < k:
+        raise ConfigError(f"bridge.crossfit={k} needs at least {k} training identities/videos, the training split has {len(uniq)}")
+    rank = {g: i % k for i, g in enumerate(uniq)}
+    return np.array([rank[g] for g in groups], dtype=np.int64)
 
 
 def make_classifier(cfg: dict[str, Any], streams: str, unet_g: dict[str, Any], unet_s: dict[str, Any] | None):
@@ -194,34 +211,65 @@ def train(run: Run) -> dict[str, Any]:
     timings["data_s"] = round(time.time() - t0, 2)
     run.log("data: " + ", ".join(f"{k} {len(v)}" for k, v in data.items()))
 
-    # ---- stage 1: the two diffusion models (protocol training split only)
+    # ---- stage 1: the two diffusion models (protocol training split only). Cross-fitting (bridge.crossfit = k
+    # >= 2): the training frames are split into k folds by identity (else video); the pair of fold j is fitted
+    # on the frames outside fold j and de-spoofs fold j, so no training frame's N comes from a model that saw
+    # it. Dev/test/cross frames (and predict) use the pair of fold 0, which never saw them either.
     ucfg = unet_config(d["unet"], res, **(d.get("unet_overrides") or {}))
+    ddib = b["translator"] == "ddib"
+    k = int(b.get("crossfit") or 0)
+    if k >= 2 and (d.get("genuine_checkpoint") or d.get("spoof_checkpoint")):
+        run.log("bridge.crossfit ignored: given diffusion checkpoints were fitted on the whole training split")
+        k = 0
     t0 = time.time()
-    dm_g, loss_g = train_diffusion(run, data["train"], "genuine", ucfg)
-    dm_s, loss_s = (train_diffusion(run, data["train"], "spoof", ucfg) if b["translator"] == "ddib" else (None, float("nan")))
+    pairs: list[tuple[Any, Any]] = []
+    losses: dict[str, float] = {}
+    folds = crossfit_folds(data["train"], k) if k >= 2 else None
+    for j in range(k if folds is not None else 1):
+        fit_items = data["train"] if folds is None else data["train"].subset(np.flatnonzero(folds != j), name=f"train outside fold {j}")
+        fold = None if folds is None else j
+        dm_g, loss_g = train_diffusion(run, fit_items, "genuine", ucfg, fold)
+        dm_s, loss_s = train_diffusion(run, fit_items, "spoof", ucfg, fold) if ddib else (None, float("nan"))
+        pairs.append((dm_g, dm_s))
+        tag = "" if fold is None else f"_f{j}"
+        losses[f"genuine{tag}"], losses[f"spoof{tag}"] = loss_g, loss_s
+    dm_g, dm_s = pairs[0]
     timings["diffusion_s"] = round(time.time() - t0, 2)
 
-    # ---- the classifier module carries the bridge (both DMs, frozen)
+    def classifier_with(pair, streams: str):
+        g, sp = pair
+        m = make_classifier(cfg, streams, dict(g.denoiser().config), dict(sp.denoiser().config) if sp is not None else None)
+        m.set_diffusion(g.denoiser(), sp.denoiser() if sp is not None else None)
+        return m
+
+    # ---- the classifier module carries the bridge (both DMs of fold 0, frozen)
     torch.manual_seed(int(cfg["seed"]))
-    model = make_classifier(cfg, c["streams"], dict(dm_g.denoiser().config), dict(dm_s.denoiser().config) if dm_s is not None else None)
-    model.set_diffusion(dm_g.denoiser(), dm_s.denoiser() if dm_s is not None else None)
+    model = classifier_with(pairs[0], c["streams"])
+    bridges = [model.bridge] + [classifier_with(p, c["streams"]).bridge for p in pairs[1:]]
 
     # ---- spoof noise for every frame, cached on disk under the bridge fingerprint
     cache_root = Path(b["cache_dir"]).expanduser() if b.get("cache_dir") else run.out / "cache"
     fp = model.bridge.fingerprint(res)
-    cache = NoiseCache(cache_root, fp, b["cache_dtype"])
     noise: dict[str, torch.Tensor] = {}
     t0 = time.time()
     computed = 0
     dev = runtime.device()
-    model.bridge.to(dev)  # float32 on every device (DDIM inversion is precision-sensitive)
     for name, items in data.items():
         keys = [items[i]["key"] for i in range(len(items))]
-        noise[name], k = compute_noise(model.bridge, ImagesView(items), keys, cache, int(b["batch_size"]), device=dev, progress=f"de-spoofing {name}")
-        computed += k
-    model.bridge.cpu()
+        n_all = torch.zeros(len(items), 3, res, res)
+        parts = [(0, np.arange(len(items)))] if (name != "train" or folds is None) else [(j, np.flatnonzero(folds == j)) for j in range(k)]
+        for j, idx in parts:
+            br = bridges[j].to(dev)  # float32 on every device (DDIM inversion is precision-sensitive)
+            cache = NoiseCache(cache_root, br.fingerprint(res), b["cache_dtype"])
+            sub = items.subset(idx) if len(idx) < len(items) else items
+            label = f"de-spoofing {name}" + (f" (fold {j})" if len(parts) > 1 else "")
+            n_part, got = compute_noise(br, ImagesView(sub), [keys[i] for i in idx], cache, int(b["batch_size"]), device=dev, progress=label)
+            n_all[torch.as_tensor(idx)] = n_part
+            computed += got
+            br.cpu()
+        noise[name] = n_all
     timings["bridge_s"] = round(time.time() - t0, 2)
-    run.log(f"spoof noise: {computed} computed, {sum(len(v) for v in data.values()) - computed} from cache ({cache.dir}), {timings['bridge_s']} s")
+    run.log(f"spoof noise: {computed} computed, {sum(len(v) for v in data.values()) - computed} from cache ({cache_root / 'noise'}), {timings['bridge_s']} s")
     noise_stats = {}
     for name, items in data.items():
         lv = torch.as_tensor(items.lives())
@@ -234,8 +282,7 @@ def train(run: Run) -> dict[str, Any]:
 
     def fit_classifier(streams: str, name: str, checkpoint: bool):
         torch.manual_seed(int(cfg["seed"]))
-        m = make_classifier(cfg, streams, dict(dm_g.denoiser().config), dict(dm_s.denoiser().config) if dm_s is not None else None)
-        m.set_diffusion(dm_g.denoiser(), dm_s.denoiser() if dm_s is not None else None)
+        m = classifier_with(pairs[0], streams)
         m.standardizer.fit(noise["train"])
         before = evaluate_split(m, eval_sets)
         dm = ClassifierDataModule(sets["train"], sets["dev"], None, batch_size=int(c["batch_size"]), num_workers=int(cfg["data"]["num_workers"]))
@@ -278,7 +325,8 @@ def train(run: Run) -> dict[str, Any]:
         "before_all": _flat(before["metrics"]),
         "after_all": _flat(after["metrics"]),
         "ablations": abl,
-        "diffusion_final_loss": {"genuine": loss_g, "spoof": loss_s},
+        "diffusion_final_loss": losses,
+        "crossfit_folds": k if folds is not None else 0,
         "spoof_noise": noise_stats,
         "bridge_hash": fp,
         "timings": timings,
@@ -287,6 +335,15 @@ def train(run: Run) -> dict[str, Any]:
         extra["cross_hter_before"] = before["metrics"]["cross"]["hter"]
         extra["cross_hter_after"] = after["metrics"]["cross"]["hter"]
         extra["cross_auc_after"] = after["metrics"]["cross"].get("auc")
+    # frame level beside video level (video score = mean frame score, the protocols' convention)
+    extra["levels"] = {
+        split: {f"{lvl}_{m}_{when}": r["metrics"][split].get(f"{'video_' if lvl == 'video' else ''}{m}")
+                for lvl in ("frame", "video") for m in ("acer", "hter", "apcer", "bpcer") for when, r in (("before", before), ("after", after))}
+        for split in ("test", "cross") if split in after["metrics"]
+    }
+    extra["test_video_acer_after"] = after["metrics"]["test"].get("video_acer")
+    if "cross" in after["metrics"]:
+        extra["cross_video_hter_after"] = after["metrics"]["cross"].get("video_hter")
     extra["test_auc_before"] = before["metrics"]["test"].get("auc")
     extra["test_auc_after"] = after["metrics"]["test"].get("auc")
     if is_main_process():
