@@ -1,4 +1,4 @@
-"""CoI, the paper's composition metric (spec section 4): the share of generated images in which an object
+"""CoI, the paper's composition metric: the share of generated images in which an object
 detector finds the composed object.
 
 For each image of a prompt "<concept> and <object>" ("<object> in front of <concept>" for the barn), DETR

@@ -1,4 +1,4 @@
-"""Semantic inversion as a plug-in of DreamBooth (spec section 2, the official compositional DreamBooth script).
+"""Semantic inversion as a plug-in of DreamBooth (as in the official compositional DreamBooth script).
 
 DreamBooth fine-tunes the whole UNet (text encoder and VAE frozen) with prior preservation on class
 images; the concept's identifier is one new "modifier" token whose embedding row trains too (official:

@@ -1,4 +1,4 @@
-"""Evaluation with a judge CLIP (never the SD's own text CLIP): text and image alignment (spec section 4).
+"""Evaluation with a judge CLIP (never the SD's own text CLIP): text and image alignment.
 
 - text alignment of an image = 2.5 * cos(f(img), g(prompt without identifiers))
 - image alignment of an image = mean over the concept's reference images r of cos(f(img), f(r))

@@ -1,4 +1,4 @@
-"""Semantic inversion (spec section 2): textual inversion with the anchor loss.
+"""Semantic inversion: textual inversion with the anchor loss.
 
     L = alpha_rec * L_rec + alpha_anc * L_anchor
 

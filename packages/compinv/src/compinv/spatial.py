@@ -1,4 +1,4 @@
-"""Spatial inversion (spec section 3): layout-guided sampling on the concept tokens' cross-attention maps.
+"""Spatial inversion: layout-guided sampling on the concept tokens' cross-attention maps.
 
 For each object i with boxes B_i and token positions P_i, on every selected cross-attention map A
 (heads, H*W, L):

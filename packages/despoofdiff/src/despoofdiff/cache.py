@@ -1,6 +1,6 @@
 """On-disk cache of the spoof noise N = x - x_g.
 
-Layout (spec section 8): ``<cache>/noise/<bridge_hash>/<key>.npy`` holding the raw (un-standardised) N
+Layout: ``<cache>/noise/<bridge_hash>/<key>.npy`` holding the raw (un-standardised) N
 as a float16 (or float32) ``3 x H x W`` array. ``bridge_hash`` (:meth:`DDIMBridge.fingerprint`)
 covers both diffusion models' weights, t*, K, the translator, the clamps and the resolution, so a
 changed bridge never reads stale noise. The bridge is deterministic (DDIM, eta=0, no random draws), so

@@ -42,7 +42,7 @@ ADM_CELEBAHQ_256: dict[str, Any] = {
     "mid_block_scale_factor": 1,
 }
 
-#: The spec's tiny CPU configuration (about 160 k parameters at any resolution).
+#: The tiny CPU configuration (about 160 k parameters at any resolution).
 TINY_UNET: dict[str, Any] = {
     "sample_size": 32,
     "in_channels": 3,
@@ -282,7 +282,7 @@ def spoof_noise(x: torch.Tensor, x_g: torch.Tensor) -> torch.Tensor:
 class NoiseStandardizer(nn.Module):
     """Per-channel standardisation of N with training-set statistics: (N - mu_c) / sigma_c.
 
-    ``mode='standardize'`` (default, spec), ``'raw'`` (identity) or ``'abs'`` (|N|, then standardised).
+    ``mode='standardize'`` (default), ``'raw'`` (identity) or ``'abs'`` (|N|, then standardised).
     Statistics are buffers (saved in checkpoints); :meth:`fit` computes them from a (B,3,H,W) tensor.
     """
 

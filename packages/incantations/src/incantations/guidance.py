@@ -62,7 +62,7 @@ def xattn_grounding(frozen: Frozen, prompt: str, us: list[str], maps: torch.Tens
     for u in us:
         pos = []
         for w in content_words(u):
-            # token positions of the word (one token per word assumed, as the spec notes)
+            # token positions of the word (one token per word assumed)
             if w in words:
                 j = words.index(w)
                 pos.append(len(tok(" ".join(words[:j]), add_special_tokens=False).input_ids) if j else 0)

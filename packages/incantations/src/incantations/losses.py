@@ -1,4 +1,4 @@
-"""The loss terms of the prompt learning (spec section 2). Features are unit-normalised."""
+"""The loss terms of the prompt learning. Features are unit-normalised."""
 
 from __future__ import annotations
 

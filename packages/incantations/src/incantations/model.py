@@ -1,6 +1,6 @@
 """The learned prompt ("incantation") and the frozen text-to-image model it steers.
 
-Notation (spec section 2): p the user's text, P* = (v_1..v_K) in token-embedding space (K, W), inserted
+Notation: p the user's text, P* = (v_1..v_K) in token-embedding space (K, W), inserted
 after the text and before EOT: [BOS, t_1..t_n, v_1..v_K, EOT, pad...]. H(.) (L, D) are the text
 encoder's last hidden states (UNet conditioning); g(.) the unit-normalised projected EOT feature of the
 guidance CLIP; f(I) the unit-normalised CLIP image feature.
