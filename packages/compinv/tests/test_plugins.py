@@ -141,6 +141,13 @@ def test_regularize_command_and_bad_input(tiny_dirs, tmp_path, capsys):
         err = capsys.readouterr().err
         assert rc == 2 and msg in err and "Traceback" not in err, (embeds, err[-1500:])
     assert not Path(tmp_path / "bad" / "learned_embeds.safetensors").exists()
+    # an AUTOMATIC1111 embedding: named by its file name, or by --token
+    a1111 = tmp_path / "mycat.safetensors"
+    save_file({"emb_params": torch.randn(1, 32)}, str(a1111))
+    for extra, key in (([], "mycat"), (["--token", "<kitty>"], "<kitty>")):
+        o = tmp_path / f"a1111_{key.strip('<>')}"
+        assert main(base + ["--embeds", str(a1111), "--steps", "1", "--out", str(o)] + extra) == 0
+        assert list(load_file(str(o / "learned_embeds.safetensors"))) == [key]
 
 
 def test_dreambooth_resume_from_last_ckpt(tiny_dirs, tmp_path):

@@ -64,6 +64,7 @@ def test_generate_command_and_bad_input(tiny_dirs, tmp_path, capsys):
         (base + ["--model.judge_clip", str(tmp_path / "nojudge")], "nojudge"),
         (base + ["--eval.detector", str(tmp_path / "nodetr")], "nodetr"),
         (base + ["--inversion.method", "custom"], "inversion.method"),
+        (gen + ["--embeds", str(emb), "--token", "<a>", "<b>"], "one word per --embeds file"),
     ]
     r = run_module("compinv", bad[1][0], timeout=600)  # one as a real process: exit 2, one line, no traceback
     assert r.returncode == 2 and "bad.safetensors" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
@@ -73,6 +74,13 @@ def test_generate_command_and_bad_input(tiny_dirs, tmp_path, capsys):
         err = capsys.readouterr().err
         assert rc == 2 and msg in err and "Traceback" not in err, (a, err[-2000:])
     assert not (tmp_path / "g2" / "seed0.png").exists()
+    # an AUTOMATIC1111 embedding used under the word given with --token
+    a1111 = tmp_path / "mycat.safetensors"
+    save_file({"emb_params": torch.randn(1, 32)}, str(a1111))
+    g3 = tmp_path / "g3"
+    assert main(["generate", "--model", tiny_dirs["sd"], "--embeds", str(a1111), "--token", "<kitty>", "--prompt", "a <kitty> cat",
+                 "--steps", "2", "--layout", "none", "--out", str(g3)]) == 0
+    assert (g3 / "seed0.png").is_file()
 
 
 def test_help(capsys):

@@ -24,6 +24,9 @@ def generate_main(argv: list[str]) -> int:
     p.add_argument("--model", default="toy", help="a local diffusers SD folder, or 'toy' (the toy SD)")
     p.add_argument("--toy-preset", default="default")
     p.add_argument("--embeds", nargs="+", default=[], help="learned_embeds.safetensors / .bin file(s) (diffusers or A1111 layout)")
+    p.add_argument("--token", nargs="+", default=None,
+                   help="the prompt word of each --embeds file, in the same order (default: the file's own key; an A1111 "
+                        ".safetensors/.pt embedding is named by its file name, as in A1111; a bare tensor needs one)")
     p.add_argument("--dreambooth", default=None,
                    help="a DreamBooth model folder written by a run with inversion.method dreambooth (<run>/dreambooth_model): "
                         "its UNet and identifier on top of --model")
@@ -44,8 +47,11 @@ def generate_main(argv: list[str]) -> int:
     if not a.embeds and not a.dreambooth:
         p.error("give --embeds FILE(s) and/or --dreambooth DIR")
     files = [Path(f) for f in a.embeds]
-    for f in files:
-        read_learned_embeds(f)  # fails fast on a bad file, before the model loads
+    if a.token is not None and len(a.token) != len(files):
+        raise VislabError(f"--token needs one word per --embeds file ({len(files)} files, {len(a.token)} tokens)")
+    tokens = a.token or [None] * len(files)
+    for f, t in zip(files, tokens):
+        read_learned_embeds(f, token=t)  # fails fast on a bad file, before the model loads
     sd_dir = sd_folder({"sd": a.model, "toy_preset": a.toy_preset})
     runtime.setup(0)
     names: list[str] = []
@@ -60,8 +66,8 @@ def generate_main(argv: list[str]) -> int:
         sd.freeze()
     else:
         sd = load_sd(sd_dir, device=device).freeze()
-    for f in files:
-        names += load_learned_embeds(f, sd.tokenizer, sd.text_encoder)
+    for f, t in zip(files, tokens):
+        names += load_learned_embeds(f, sd.tokenizer, sd.text_encoder, token=t)
     prompt = a.prompt
     if not a.first_vector_only:
         for key in {n.rsplit("_", 1)[0] if n.rsplit("_", 1)[-1].isdigit() else n for n in names}:
@@ -144,7 +150,9 @@ def regularize_main(argv: list[str]) -> int:
     p.add_argument("--class-word", required=True, help="the concept's class word: the anchor and the noun after the placeholder")
     p.add_argument("--anchors", nargs="*", default=[], help="more anchor words (sparse multi-anchor weighting)")
     p.add_argument("--noun", default=None, help="word written after the placeholder in the prompts (default: the class word; '' for none)")
-    p.add_argument("--token", default=None, help="which placeholder of the file to regularise (default: the only one)")
+    p.add_argument("--token", default=None,
+                   help="which placeholder of a multi-placeholder file to regularise, or the word that names a single "
+                        "embedding (default: the file's own key; an A1111 .safetensors/.pt embedding is named by its file name)")
     p.add_argument("--sd", default="toy", help="a local diffusers SD folder, or 'toy' (the toy SD)")
     p.add_argument("--toy-preset", default="default")
     p.add_argument("--toy-concept", default="pink star", help="the held-out toy concept for --images toy")
@@ -163,7 +171,15 @@ def regularize_main(argv: list[str]) -> int:
     device = runtime.pick_device(a.device)
     if a.steps < 1:
         raise VislabError("--steps must be at least 1")
-    stored = read_learned_embeds(a.embeds)  # missing / unreadable file: InputError before the model loads
+    try:
+        stored = read_learned_embeds(a.embeds)  # missing / unreadable file: InputError before the model loads
+    except InputError:
+        if a.token is None:
+            raise
+        stored = {}  # e.g. a bare tensor: named by --token below
+    rename = a.token is not None and a.token not in stored
+    if rename:  # a single embedding (A1111, bare tensor or diffusers) used under the word the user gives
+        stored = read_learned_embeds(a.embeds, token=a.token)
     if a.token is None and len(stored) != 1:
         raise InputError(a.embeds, f"holds {len(stored)} placeholders {sorted(stored)}; choose one with --token")
     key = a.token if a.token is not None else next(iter(stored))
@@ -173,7 +189,7 @@ def regularize_main(argv: list[str]) -> int:
     runtime.setup(a.seed)
     sd_dir = sd_folder({"sd": a.sd, "toy_preset": a.toy_preset})
     sd = load_sd(sd_dir, device=device).freeze()
-    load_learned_embeds(a.embeds, sd.tokenizer, sd.text_encoder)  # width mismatch: InputError
+    load_learned_embeds(a.embeds, sd.tokenizer, sd.text_encoder, token=a.token if rename else None)  # width mismatch: InputError
     ids = sd.tokenizer.convert_tokens_to_ids(placeholder_names(key, n_vec))
     anchors = [a.class_word, *[w for w in a.anchors if w != a.class_word]]
     anchor_ids = [single_token_id(sd.tokenizer, w, "anchor word") for w in anchors]
