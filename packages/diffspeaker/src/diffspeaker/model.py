@@ -312,6 +312,56 @@ class BiasedDecoderLayer(nn.Module):
         x = x + self.drop2(self.cross_attn(h, kv, kv, attn_mask=cross_mask, need_weights=False)[0])
         return x + self.drop3(self.ff(self.norm3(x)))
 
+    def sampling_cache(
+        self, style: torch.Tensor, memory: torch.Tensor, self_mask: torch.Tensor, cross_mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """What :meth:`forward_cached` reuses at every denoising step (evaluation only, no dropout).
+
+        Keys/values are rows [style, time, frames] of (B, T+2, D) buffers: the style row (self and cross)
+        and the audio rows (cross) are projected here once; each step writes only the time row and, for
+        the self-attention, the frame rows. style (B,D), memory (B,T,D), masks (B*H,T,T+2).
+        """
+        B, T, D = memory.shape
+        H = self.self_attn.num_heads
+        ws, bs = self.self_attn.in_proj_weight, self.self_attn.in_proj_bias
+        wc, bc = self.cross_attn.in_proj_weight, self.cross_attn.in_proj_bias
+        k_self = memory.new_empty(B, T + 2, 2 * D)  # [keys | values] of the self-attention
+        k_self[:, 0] = F.linear(style, ws[D:], bs[D:])
+        k_cross = memory.new_empty(B, T + 2, 2 * D)
+        k_cross[:, 0] = F.linear(style, wc[D:], bc[D:])
+        k_cross[:, 2:] = F.linear(memory, wc[D:], bc[D:])
+        return {
+            "self_kv": k_self,
+            "cross_kv": k_cross,
+            "self_mask": self_mask.view(B, H, T, T + 2),
+            "cross_mask": cross_mask.view(B, H, T, T + 2),
+        }
+
+    def _attend(self, mha: nn.MultiheadAttention, q: torch.Tensor, kv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        B, T, D = q.shape
+        H = mha.num_heads
+        k = kv[..., :D].view(B, -1, H, D // H).transpose(1, 2)
+        v = kv[..., D:].view(B, -1, H, D // H).transpose(1, 2)
+        o = F.scaled_dot_product_attention(q.view(B, T, H, D // H).transpose(1, 2), k, v, attn_mask=mask)
+        return F.linear(o.transpose(1, 2).reshape(B, T, D), mha.out_proj.weight, mha.out_proj.bias)
+
+    def forward_cached(self, x: torch.Tensor, time_tok: torch.Tensor, cache: dict[str, torch.Tensor]) -> torch.Tensor:
+        """:meth:`forward` in evaluation with the style/audio projections of :meth:`sampling_cache`
+        (the same numbers up to float rounding). x (B,T,D), time_tok (B,D) this step's time token."""
+        D = x.shape[-1]
+        sa, ca = self.self_attn, self.cross_attn
+        h = self.norm1(x)
+        qkv = F.linear(h, sa.in_proj_weight, sa.in_proj_bias)  # (B,T,3D): q | k | v of the frames
+        kv = cache["self_kv"]
+        kv[:, 1] = F.linear(time_tok, sa.in_proj_weight[D:], sa.in_proj_bias[D:])
+        kv[:, 2:] = qkv[..., D:]
+        x = x + self._attend(sa, qkv[..., :D], kv, cache["self_mask"])
+        h = self.norm2(x)
+        kv = cache["cross_kv"]
+        kv[:, 1] = F.linear(time_tok, ca.in_proj_weight[D:], ca.in_proj_bias[D:])
+        x = x + self._attend(ca, F.linear(h, ca.in_proj_weight[:D], ca.in_proj_bias[:D]), kv, cache["cross_mask"])
+        return x + self.ff(self.norm3(x))
+
 
 class BiasedDenoiser(nn.Module):
     """The denoiser: predicts clean offsets x0 (B,T,3V) from x_t, audio, diffusion step and style.
@@ -593,7 +643,9 @@ class DiffSpeaker(nn.Module):
         y = y_c + s (y_c - y_u), y_u conditioned on silent audio.
 
         The audio encoder runs once; masks, PPE, style tokens, the mapped audio and all step
-        embeddings are built once per call. Every DDIM update is linear in x0_hat and x_t, and
+        embeddings are built once per call, and so (in evaluation) are the attention keys/values of
+        the style token and of the audio frames (:meth:`BiasedDecoderLayer.sampling_cache`).
+        Every DDIM update is linear in x0_hat and x_t, and
         x0_hat = W_out h + b_out, Linear(3V->D)(x) = W_in x + b_in are linear too, so the loop
         carries x_t as x_t = W_out u + beta b_out + gamma x_T and feeds the denoiser
         W_in x_t + b_in = (W_in W_out) u + beta W_in b_out + gamma W_in x_T + b_in: the two
@@ -619,6 +671,14 @@ class DiffSpeaker(nn.Module):
         else:
             frame_mask_2 = frame_mask
         ctx = den.context(style.to(dev), T, frame_mask_2)
+        caches = (
+            None
+            if den.training  # dropout active: the plain layers
+            else [
+                layer.sampling_cache(s_l, mem, ctx["self_mask"], ctx["cross_mask"])
+                for layer, s_l in zip(den.layers, ctx["style"])
+            ]
+        )
         sched = make_ddim(self.train_steps, steps)
         coefs = ddim_coefficients(sched, variant)
         temb = den.time(sched.timesteps.to(dev))  # (steps, L*D)
@@ -637,7 +697,12 @@ class DiffSpeaker(nn.Module):
                 h_in = h_in + gamma * z_T
             if n2 != B:
                 h_in = torch.cat([h_in, h_in], dim=0)
-            h = den.hidden(h_in, mem, temb[k].expand(n2, -1), ctx)
+            if caches is None:
+                h = den.hidden(h_in, mem, temb[k].expand(n2, -1), ctx)
+            else:
+                h = den.ppe.dropout(h_in + ctx["pe"])
+                for layer, cache, e_l in zip(den.layers, caches, temb[k].split(den.dim, dim=-1)):
+                    h = layer.forward_cached(h, e_l.expand(n2, -1), cache)
             if n2 != B:
                 h_c, h_u = h.chunk(2, dim=0)
                 h = h_c + guidance * (h_c - h_u)
