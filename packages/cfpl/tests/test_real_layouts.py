@@ -30,3 +30,64 @@ def test_readme_train_and_predict_commands(tmp_path, layout, protocol):
     assert main(["predict", "--checkpoint", str(out / "checkpoints" / "last.ckpt"), str(faces), "--out", str(csv)]) == 0
     row = csv.read_text().splitlines()[1]
     assert f"{m['dev_threshold']:.6f}" in row and "source-domain dev split" in row
+
+
+def _run(argv):
+    import contextlib
+    import io
+
+    from cfpl.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return rc, err.getvalue()
+
+
+def test_readme_protocol2_lab_lists(tmp_path):
+    """README: cfpl --data.source lab --data.root ROOT --data.protocol W-C@S (WCS lists in the lab layout)."""
+    import numpy as np
+
+    root = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    for name in ("IDIAP_WMCA", "CASIA_CeFA", "CASIA_SURF"):
+        for split in ("train", "dev", "test"):
+            lines = []
+            for k in range(2):
+                for live in (True, False):
+                    vdir = f"{name}/{split}/{k}_{'real' if live else 'fake'}"
+                    R.write_frames(root / vdir, 2, 16, rng, live)
+                    lines.append(f"{vdir} {0 if live else 1}")
+            (root / "dg_protocol").mkdir(parents=True, exist_ok=True)
+            (root / "dg_protocol" / f"{name}_video_{split}.txt").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    rc, err = _run(["--data.source", "lab", "--data.root", str(root), "--data.protocol", "W-C@S", *BUDGET, "--output-dir", str(out)])
+    assert rc == 0, err[-2000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["protocol"] == "W-C@S" and m["n_target_videos"] == 4
+
+
+def test_bad_lists_and_protocols(tmp_path, caplog):
+    """A minority of bad list lines: a warning with a count; mostly bad lines or an unknown protocol letter: one error."""
+    import logging
+
+    from cfpl.datasets import build_datasets
+
+    root = R.lab_replica(tmp_path / "data", videos=4)
+    lf = root / "dg_protocol" / "OULU_NPU_video_train.txt"
+    (root / "OULU_NPU" / "empty").mkdir()
+    lf.write_text(lf.read_text() + "OULU_NPU/nobody 0\nOULU_NPU/empty 1\n")
+    d = {"source": "lab", "root": str(root), "protocol": "O-C-I@M", "load_size": 16}
+    with caplog.at_level(logging.WARNING):
+        train = build_datasets(d)["train"]
+    assert train.stats["skipped"] == 2 and f"{lf}:9: OULU_NPU/nobody not found" in train.errors[0]
+    assert f"{lf}:10:" in train.errors[1] and "has no frames" in train.errors[1]
+    assert "2 problem(s), 2 of 26 entries skipped" in caplog.text
+    # the target's list mostly broken: one error naming the file and the first bad line
+    tf = root / "dg_protocol" / "MSU_MFSD_video_test.txt"
+    tf.write_text("MSU_MFSD/nobody 0\nMSU_MFSD/gone 1\nMSU_MFSD/empty 0\n" + tf.read_text().splitlines()[0] + "\n")
+    rc, err = _run(["--data.source", "lab", "--data.root", str(root), "--data.protocol", "O-C-I@M", *BUDGET, "--output-dir", str(tmp_path / "r")])
+    assert rc == 2 and err.count("error:") == 1
+    assert "3 of 4 entries unusable" in err and f"{tf}:1: MSU_MFSD/nobody not found" in err
+    rc, err = _run(["--data.source", "lab", "--data.root", str(root), "--data.protocol", "O-C-X@M", *BUDGET, "--output-dir", str(tmp_path / "r2")])
+    assert rc == 2 and "unknown domain 'X'" in err and err.count("error:") == 1
