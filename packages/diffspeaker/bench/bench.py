@@ -110,7 +110,7 @@ def sampling_row(dev: torch.device, reps: int) -> dict:
 
     a, b = ours()().float(), peer()().float()
     scale = b.abs().max().item()
-    tol = 2e-2 if dev.type == "cuda" else 1e-4  # bf16 autocast on CUDA, fp32 on CPU
+    tol = 5e-2 if dev.type == "cuda" else 1e-4  # bf16 autocast on CUDA (a sanity check), fp32 on CPU (exact)
     err = (a - b).abs().max().item()
     assert scale > 1e-2, "degenerate sample (zero output head?)"
     assert err <= tol * scale, f"samplers disagree: max |ours - official| = {err:.3g} (scale {scale:.3g})"
