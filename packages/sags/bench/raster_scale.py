@@ -37,7 +37,7 @@ def one(n: int, size: int, threads: int) -> dict:
     from sags.render import _boxes, covariance3d, project, rasterize_torch
 
     base = _rss_mb()
-    s = random_splats(n, 3, generator=torch.Generator().manual_seed(0))  # the scene of bench.py
+    s = random_splats(n, 3, generator=torch.Generator().manual_seed(0))  # the scene of absolute.py
     cam = Camera(
         look_at(torch.tensor([2.0, 1.0, 1.6]), torch.zeros(3)), intrinsics(size * 1.1, size, size), size, size
     )
