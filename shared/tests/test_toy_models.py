@@ -184,6 +184,11 @@ def test_cli_pretrain_clip_and_sd_to_a_folder(tmp_path, toy_clip_fast, capsys):
     sd = tmp_path / "sd"
     rc = main(["toy", "pretrain", "sd", "--preset", "fast", "--steps", "2", "--vae-steps", "2", "--clip", str(toy_clip_fast), "--out", str(sd)])
     assert rc == 0 and (sd / "model_index.json").is_file() and (sd / "samples.png").is_file()
+    captured = capsys.readouterr()
+    assert "object dropping" in captured.out and "concept overfitting" in captured.out  # the failure modes
+    assert "VAE trained" in captured.err and "UNet trained" in captured.err  # one line per stage, no terminal
+    fm = json.loads((sd / "failure_modes.json").read_text())
+    assert 0 <= fm["object_dropping"]["drop_rate"] <= 1 and 0 <= fm["concept_overfitting"]["overfit_rate"] <= 1
     assert main(["toy", "pretrain", "sd", "--clip", str(tmp_path / "missing"), "--out", str(sd)]) == 2
     assert "missing" in capsys.readouterr().err
     assert main(["toy", "pretrain", "clip", "--vae-steps", "3"]) == 2

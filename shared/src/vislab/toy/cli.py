@@ -1,4 +1,9 @@
-"""``vislab toy pretrain clip|sd [--preset default|fast] [--steps N] [--out DIR]``."""
+"""``vislab toy pretrain clip|sd [--preset default|fast] [--steps N] [--out DIR]``.
+
+``vislab toy pretrain sd`` also prints the toy SD's failure modes measured by the pixel oracle
+(object dropping rate, concept overfitting rate; :mod:`vislab.toy.failures`), kept in
+``failure_modes.json`` beside the model.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +28,43 @@ def parser() -> argparse.ArgumentParser:
     pre.add_argument("--vae-steps", type=int, default=None, help="SD only: VAE training steps")
     pre.add_argument("--clip", type=Path, default=None, help="SD only: the text encoder's CLIP folder (default: the cached toy CLIP)")
     pre.add_argument("--out", type=Path, default=None, help="output folder (default: the cache)")
+    pre.add_argument("--no-failures", action="store_true",
+                     help="SD only: skip measuring the failure modes (object dropping, concept overfitting)")
     return p
+
+
+def failure_modes(sd_dir: Path, preset: str = "default", recompute: bool = False) -> dict:
+    """The toy SD's failure modes (``vislab.toy.failures``), measured once and kept in
+    ``failure_modes.json`` beside the model."""
+    import json
+
+    from vislab.io import write_json
+    from vislab.run import console
+
+    f = sd_dir / "failure_modes.json"
+    if f.is_file() and not recompute:
+        try:
+            return json.loads(f.read_text())
+        except ValueError:
+            pass
+    from diffusers import StableDiffusionPipeline
+
+    from vislab.toy import failures
+
+    log = console().print
+    log("toy SD failure modes: measuring object dropping and concept overfitting with the pixel oracle")
+    pipe = StableDiffusionPipeline.from_pretrained(sd_dir, safety_checker=None, requires_safety_checker=False, local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    m = failures.measure(pipe, log=log, **failures.SIZES[preset])
+    grid = sd_dir / "failure_modes.png"
+    from vislab.toy import world
+
+    d, o = m["object_dropping"], m["concept_overfitting"]
+    world.save_captioned_grid(grid, __import__("torch").cat([d["_images"][:12], o["_images"][:12]]),
+                              d["_prompts"][:12] + o["_prompts"][:12], ncol=6, title="toy SD failure modes")
+    m = failures.public(m)
+    write_json(f, m)
+    return m
 
 
 def pretrain(args: argparse.Namespace) -> Path:
@@ -65,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         out = pretrain(args)
+        if args.cmd == "pretrain" and args.model == "sd" and not args.no_failures:
+            from vislab.toy import failures
+
+            print(failures.summary_line(failure_modes(Path(out), args.preset)), flush=True)
     except VislabError as e:
         if os.environ.get("VISLAB_DEBUG"):
             raise

@@ -195,6 +195,8 @@ def pretrain_clip(cfg: dict[str, Any], out: str | Path) -> dict[str, Any]:
     pixels = normalize(images)
     ids = tokenize(tok, captions, cfg["context_length"])
     t_render = time.time() - t0
+    stage = lambda what: console().print(f"toy CLIP: {what} ({time.time() - t0:.0f} s elapsed)")  # noqa: E731
+    stage(f"rendered {len(images)} world images")
 
     model = CLIPModel(clip_config(cfg))
     n_params = sum(p.numel() for p in model.parameters())
@@ -223,6 +225,7 @@ def pretrain_clip(cfg: dict[str, Any], out: str | Path) -> dict[str, Any]:
             model.logit_scale.clamp_(0, math.log(100))
         losses.append(loss.item())
     t_train = time.time() - t1
+    stage(f"trained, {cfg['steps']} steps")
     model.eval()
     judge = ZeroShot(model, tok, cfg["context_length"])
     after = evaluate(judge, cfg["eval_images"], cfg["resolution"])

@@ -43,13 +43,16 @@ from vislab.toy import world
 __all__ = ["score", "detect", "parse_prompt", "summarize", "classify_single", "CHROMA_MIN", "MIN_AREA"]
 
 CHROMA_MIN = 0.12  # foreground: max(rgb) - min(rgb) above this (world backgrounds are grey: 0)
+SAT_SHARE = 0.5  # a pixel is its colour's when its saturation is at least this share of the palette entry's
 CONFIDENT = 0.12  # chromaticity distance under which a pixel's colour is trusted
+FRAGMENT_IOU = 0.4  # small components whose best shape fits worse than this are fringes, not objects
 MIN_AREA = 0.012  # smallest object, as a share of the image (a small star covers ~0.033)
 ATTRIBUTES = ("shape", "color", "texture", "size", "position")
 
 _PALETTE_NAMES = list(world.COLORS)
 _PALETTE = np.array([world.COLORS[c] for c in _PALETTE_NAMES], dtype=np.float32)
 _PALETTE_CHROMA = _PALETTE / _PALETTE.max(axis=1, keepdims=True)
+_PALETTE_SAT = 1.0 - _PALETTE.min(axis=1) / _PALETTE.max(axis=1)  # saturation (max - min) / max
 _NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4}
 _PLURALS = {**{s + "s": s for s in world.SHAPES}, "crosses": "cross"}
 
@@ -221,6 +224,7 @@ def detect(image: Any) -> list[dict[str, Any]]:
     _, h, w = img.shape
     res = max(h, w)
     mx, mn = img.max(axis=0), img.min(axis=0)
+    sat = (mx - mn) / np.maximum(mx, 1e-6)
     fg = (mx - mn) > CHROMA_MIN
     if not fg.any():
         return []
@@ -228,9 +232,12 @@ def detect(image: Any) -> list[dict[str, Any]]:
     d = np.linalg.norm(chroma.transpose(1, 2, 0)[:, :, None, :] - _PALETTE_CHROMA[None, None], axis=-1)  # (H, W, 8)
     label = d.argmin(-1)
     confident = fg & (d.min(-1) < CONFIDENT)
-    if confident.any() and (fg & ~confident).any():  # edge pixels take the nearest confident colour
-        _, (iy, ix) = ndimage.distance_transform_edt(~confident, return_indices=True)
-        label = np.where(confident, label, label[iy, ix])
+    if confident.any() and (fg & ~confident).any():  # edge pixels near a confident one take its colour
+        dist, (iy, ix) = ndimage.distance_transform_edt(~confident, return_indices=True)
+        label = np.where(confident | (dist > 2.5), label, label[iy, ix])
+    # a pixel belongs to its colour when it is at least half as saturated as the palette entry: the
+    # mixed edge and hole pixels of a blurred shape (a ring's hole) do not
+    fg &= sat >= SAT_SHARE * _PALETTE_SAT[label]
     comps: list[tuple[int, np.ndarray]] = []
     for ci in np.unique(label[fg]):
         same = fg & (label == ci)
@@ -257,6 +264,8 @@ def detect(image: Any) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
     for ci, m in comps:
         shape, iou, cx, cy, r = _fit_shape(m, fg & ~m)
+        if iou < FRAGMENT_IOU and m.sum() < 3 * MIN_AREA * h * w:
+            continue  # a small piece no shape explains: a colour fringe between objects, not an object
         fx, fy, fr = cx / w, cy / h, r / res
         ys, xs = np.nonzero(m)
         objects.append({
@@ -283,7 +292,7 @@ def _match(requests: list[dict[str, Any]], objects: list[dict[str, Any]]) -> lis
     out: list[list[int]] = [[] for _ in requests]
     if not slots or not objects:
         return out
-    weight = {"shape": 4.0, "color": 2.0, "texture": 1.0, "size": 1.0, "position": 1.0}
+    weight = {"shape": 3.0, "color": 2.5, "texture": 1.0, "size": 1.0, "position": 1.0}
     s = np.zeros((len(slots), len(objects)))
     for a, (i, _) in enumerate(slots):
         for b, o in enumerate(objects):
@@ -304,9 +313,11 @@ def score(images: Any, prompt: str | list[str], concepts: dict[str, dict[str, st
     - ``requested``: the parsed prompt objects, each with ``matched`` (the detected objects assigned
       to it), ``shape_present`` (a matched object has its shape), ``color_present`` (has its
       colour, or the prompt names none), ``present`` (shape and colour both right: the object is
-      there as asked), ``attributes_ok`` (share of its named attributes realised, over its count);
+      there as asked), ``dropped`` (no assigned object shows its shape or its colour: the object is
+      missing, not merely wrongly coloured), ``attributes_ok`` (share of its named attributes
+      realised, over its count);
     - ``all_present``: every requested object present; ``dropped``: how many requested objects
-      have no object of their shape at all (object neglect; colour leaks are not drops);
+      are dropped (object neglect; colour leaks alone are binding errors, not drops);
     - ``shapes_present`` / ``colors_present`` / ``objects_present``: shares of requested objects
       whose shape / colour / both are right;
     - ``count_ok``: the number of detected objects equals the number asked for;
@@ -338,8 +349,12 @@ def score(images: Any, prompt: str | list[str], concepts: dict[str, dict[str, st
                 "present": full >= r["count"], "attributes_ok": float(np.mean(ok)) if ok else 0.0,
             })
         n = len(rows)
-        # a request is dropped when no detected object of its shape exists at all
-        dropped = sum(1 for r in rows if sum(o["shape"] == r["shape"] for o in objs) < 1)
+        # a request is dropped (neglected) when fewer objects are assigned to it than it asks for, or an
+        # assigned object has neither its shape nor its colour: a wrong colour alone is a binding error
+        for r in rows:
+            hit = [objs[b]["shape"] == r["shape"] or (r["color"] is not None and objs[b]["color"] == r["color"]) for b in r["matched"]]
+            r["dropped"] = sum(hit) < int(r["count"])
+        dropped = sum(r["dropped"] for r in rows)
         results.append({
             "prompt": p, "objects": objs, "n_objects": len(objs), "requested": rows,
             "all_present": all(r["present"] for r in rows), "dropped": dropped,

@@ -174,6 +174,8 @@ def pretrain_sd(cfg: dict[str, Any], clip_dir: str | Path | Callable[[], Path], 
     images, captions = ds.tensors(progress="rendering the toy world")
     x = images * 2 - 1
     t_render = time.time() - t0
+    stage = lambda what: console().print(f"toy SD: {what} ({time.time() - t0:.0f} s elapsed)")  # noqa: E731
+    stage(f"rendered {len(images)} world images")
 
     # ---- the frozen text encoder's CLIP (its vision tower gives the VAE's perceptual loss)
     clip_dir = Path(clip_dir() if callable(clip_dir) else clip_dir)
@@ -188,6 +190,7 @@ def pretrain_sd(cfg: dict[str, Any], clip_dir: str | Path | Callable[[], Path], 
         hf_logging.set_verbosity(verbosity)
     tokenizer = CLIPTokenizer.from_pretrained(clip_dir, local_files_only=True)
     ctx = text_encoder.config.max_position_embeddings
+    stage(f"text encoder ready ({clip_dir.name})")
 
     # ---- VAE
     t1 = time.time()
@@ -217,6 +220,7 @@ def pretrain_sd(cfg: dict[str, Any], clip_dir: str | Path | Callable[[], Path], 
         mse = float(F.mse_loss((rec.clamp(-1, 1) + 1) / 2, images[: len(rec)]))
     psnr = float(10 * np.log10(1.0 / max(mse, 1e-12)))
     t_vae = time.time() - t1
+    stage(f"VAE trained, {cfg['vae_steps']} steps, PSNR {psnr:.1f} dB, latents cached")
 
     # ---- UNet on cached latents
     t2 = time.time()
@@ -252,6 +256,7 @@ def pretrain_sd(cfg: dict[str, Any], clip_dir: str | Path | Callable[[], Path], 
         losses.append(loss.item())
     unet.eval().requires_grad_(False)
     t_unet = time.time() - t2
+    stage(f"UNet trained, {cfg['unet_steps']} steps")
 
     # ---- save, evaluate, pictures
     pipe = make_pipeline(vae, text_encoder, tokenizer, unet, noise_sched)
@@ -269,6 +274,7 @@ def pretrain_sd(cfg: dict[str, Any], clip_dir: str | Path | Callable[[], Path], 
     world.save_captioned_grid(out / "vae_reconstructions.png", torch.cat([images[:6], ((rec[:6].clamp(-1, 1) + 1) / 2)]),
                               ["original"] * 6 + ["reconstruction"] * 6, ncol=6, title=f"toy SD VAE, PSNR {psnr:.1f} dB")
     t_eval = time.time() - t3
+    stage("evaluated (caption match judged by the toy CLIP)")
     k = max(1, len(losses) // 20)
     metrics = {
         "kind": "sd", "config": cfg, "clip": str(clip_dir),
