@@ -22,6 +22,7 @@ seconds``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -346,7 +347,8 @@ def method_main(
     INTERRUPTED.clear()
     try:
         if argv and argv[0] in commands:
-            rc = commands[argv[0]](argv[1:])
+            with one_line_usage_errors():
+                rc = commands[argv[0]](argv[1:])
             return int(rc or 0)
         if argv and argv[0] == "train":
             argv = argv[1:]
@@ -371,6 +373,21 @@ def method_main(
         if type(e).__name__ == "MisconfigurationException":
             return _error(package, f"invalid trainer configuration: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
         raise
+
+
+@contextlib.contextmanager
+def one_line_usage_errors() -> Iterator[None]:
+    """While a sub-command parses its arguments, an argparse usage error is one line (and exit 2), not the usage block."""
+    original = argparse.ArgumentParser.error
+
+    def error(self: argparse.ArgumentParser, message: str):  # type: ignore[no-untyped-def]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    argparse.ArgumentParser.error = error  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        argparse.ArgumentParser.error = original  # type: ignore[method-assign]
 
 
 INTERRUPTED: set[str] = set()  # filled by vislab.lightning's interrupt callback

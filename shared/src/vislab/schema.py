@@ -373,6 +373,8 @@ def check_trainer(cfg: dict[str, Any], where: str = "trainer.") -> dict[str, Any
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"{where}{k}: not a pytorch_lightning.Trainer keyword{hint}")
         ann = sig[k]
+        if k == "precision" and v == "auto":
+            continue  # vislab: the runtime's choice (32-true on CPU, bf16-mixed on a bf16 GPU)
         if isinstance(v, float) and v.is_integer() and not _matches(v, ann) and _matches(int(v), ann):
             v = cfg[k] = int(v)
         if not _matches(v, ann):
@@ -386,4 +388,12 @@ def check_trainer(cfg: dict[str, Any], where: str = "trainer.") -> dict[str, Any
 
 
 def _ann_text(ann: Any) -> str:
-    return str(ann).replace("typing.", "")
+    """A short rendering of an annotation: unions flattened, Literal values listed."""
+    origin = typing.get_origin(ann)
+    if origin is typing.Union or type(ann).__name__ == "UnionType":
+        return " | ".join(dict.fromkeys(_ann_text(a) for a in typing.get_args(ann)))
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in typing.get_args(ann))
+    if ann is type(None):
+        return "null"
+    return getattr(ann, "__name__", str(ann).replace("typing.", ""))

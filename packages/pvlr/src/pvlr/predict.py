@@ -20,11 +20,21 @@ def load_module(checkpoint: str | Path):
     try:
         return PVLRModule.load_from_checkpoint(str(ckpt), map_location="cpu").eval()
     except (KeyError, TypeError, RuntimeError, EOFError, ValueError) as e:
-        raise InputError(ckpt, f"not a pvlr checkpoint ({e.__class__.__name__}: {str(e).splitlines()[0][:160]})") from None
+        raise InputError(ckpt, f"not a pvlr checkpoint ({e.__class__.__name__}: {(str(e).splitlines() or ['empty file'])[0][:160]})") from None
     except Exception as e:  # noqa: BLE001 - unpickling errors of arbitrary files
         if e.__class__.__name__ in ("UnpicklingError", "PicklingError"):
             raise InputError(ckpt, "not a checkpoint file (cannot unpickle)") from None
         raise
+
+
+def load(run_dir: str | Path, checkpoint: str = "last.ckpt"):
+    """The trained :class:`PVLRModule` of a ``pvlr`` output folder (``checkpoints/<checkpoint>``), eval mode, CPU.
+
+    The checkpoint holds every weight and the CLIP's architecture, so neither the original CLIP files nor
+    the toy cache are needed, and nothing is trained."""
+    from vislab.io import require_dir
+
+    return load_module(require_dir(run_dir, "pvlr run folder") / "checkpoints" / checkpoint)
 
 
 def predict_main(argv: list[str]) -> int:
