@@ -26,6 +26,10 @@ def test_cli_writes_grid_and_layouts(layout):
     for d in ("MCIO/dg_protocol", "OULU-NPU/Protocols/Protocol_1", "UniAttackData/protocol"):
         assert (layout / d).is_dir()
     assert (layout / "summary.json").is_file()
+    # the MCIO lists carry the lab's dataset names, as CASIA-FAS-Benchmark's dg_protocol does
+    lists = sorted(p.name for p in (layout / "MCIO" / "dg_protocol").iterdir())
+    assert "OULU_NPU_video_train.txt" in lists and "MSU_MFSD_video_test.txt" in lists and len(lists) == 12
+    assert (layout / "MCIO" / "dg_protocol" / "CASIA_FASD_video_dev.txt").read_text().startswith("CASIA_FASD/C_id")
 
 
 def test_mcio_reader_reads_back_the_toy_data(layout):

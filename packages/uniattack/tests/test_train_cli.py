@@ -89,7 +89,7 @@ def test_bad_inputs(trained_run, tmp_path):
         (["predict", "--checkpoint", ckpt, str(corrupt), "--out", str(keep)], "cannot read image"),
         (["predict", "--checkpoint", ckpt, str(tmp_path / "empty")], "no images"),
         (["predict", "--checkpoint", ckpt, str(img), "--box", "5,5,1,1"], "empty"),
-        (["--data.protocol", "p9", "--output-dir", str(tmp_path / "r")], "unknown UniAttackData protocol"),
+        (["--data.protocol", "p9", "--output-dir", str(tmp_path / "r")], "p1, p2.1, p2.2"),
         (["--data.source", "uniattackdata", "--data.root", str(tmp_path / "nope"), "--output-dir", str(tmp_path / "r2")], "not found"),
     ]
     for argv, msg in cases:

@@ -1,4 +1,4 @@
-"""UniAttackDetection losses (spec ``uniattack.md`` §2.4, §2.6):
+"""UniAttackDetection losses (TSP student CE, unified CE and the UKM loss):
 ``L = CE(z_u, y_bin) + lambda_s CE(z_s, y_det) + lambda_ukm L_UKM``."""
 
 from __future__ import annotations

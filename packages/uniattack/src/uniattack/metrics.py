@@ -1,4 +1,4 @@
-"""UniAttackData metrics (ISO/IEC 30107-3; spec ``uniattack.md`` §4) on :mod:`vislab.metrics`.
+"""UniAttackData metrics (ISO/IEC 30107-3) on :mod:`vislab.metrics`.
 
 Scores are P(live) (higher = live; P(attack) = 1 - P(live)); ``live`` 1 bona fide / 0 attack; a sample
 is accepted as live when ``score >= thr``.

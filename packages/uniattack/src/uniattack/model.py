@@ -1,6 +1,6 @@
 """UniAttackDetection (Fang, Liu et al., IJCAI 2024, arXiv:2401.17699), read top to bottom.
 
-No official model code exists; components follow spec ``uniattack.md`` ([P] paper, [R] reconstruction,
+No official model code exists; components follow the paper's description ([P] paper, [R] reconstruction,
 [D] decision; every [R]/[D] item is a switch in :class:`UniAttackConfig`).
 
 Shapes: B batch, d_v visual width, d_t text width, d_e joint width, C_u = 2 unified classes

@@ -17,14 +17,16 @@ class UniAttackModule(pl.LightningModule):
     """Batches: ``image`` (B, 3, H, W) in [0, 1], ``label`` (B,) detailed 0-3; y_bin = (label != 0)."""
 
     def __init__(self, model: UniAttack, optim: dict[str, Any] | None = None, lambda_s: float = 1.0, lambda_ukm: float = 1.0,
-                 meta: dict | None = None):
+                 meta: dict | None = None, video_level: bool = False):
         super().__init__()
+        self.video_level = video_level  # dev ACER on frame scores averaged per video (video protocols)
         self.model = model
         self.optim = dict(optim or {})
         self.lambda_s, self.lambda_ukm = lambda_s, lambda_ukm
         self.meta = dict(meta or {})
         self._s: list[torch.Tensor] = []
         self._y: list[torch.Tensor] = []
+        self._v: list[str] = []
 
     def losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         y_det = batch["label"].long()
@@ -47,19 +49,26 @@ class UniAttackModule(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         self._s.append(self.model.scores(batch["image"])["p_live"].cpu())
         self._y.append(batch["live"].cpu())
+        self._v.extend(batch.get("video") or [])
 
     def on_validation_epoch_end(self):
         if not self._s:
             return
-        s, y = torch.cat(self._s), torch.cat(self._y)
-        if self.trainer is not None and self.trainer.world_size > 1:
+        s, y, v = torch.cat(self._s), torch.cat(self._y), self._v
+        self._s, self._y, self._v = [], [], []
+        if self.trainer is not None and self.trainer.world_size > 1:  # each rank scored a shard: frame level
             s, y = self.all_gather(s).reshape(-1).cpu(), self.all_gather(y).reshape(-1).cpu()
-        self._s, self._y = [], []
+        elif self.video_level and len(v) == len(s):  # video protocols: frame scores averaged per video
+            from vislab.metrics import video_scores
+
+            vs = video_scores(s.double().numpy(), v, y.numpy())
+            s, y = torch.as_tensor(vs["scores"]), torch.as_tensor(vs["live"])
         if y.min() == y.max():
             return
         r = evaluate(s.numpy(), y.numpy())  # dev: its own EER threshold
+        # the same value on every rank (gathered scores), so ModelCheckpoint(monitor="val/acer") works under DDP
         for k in ("acer", "auc", "eer"):
-            self.log(f"val/{k}", float(r[k]), prog_bar=k == "acer", rank_zero_only=True)
+            self.log(f"val/{k}", float(r[k]), prog_bar=k == "acer", sync_dist=False)
 
     def configure_optimizers(self):
         o = self.optim

@@ -4,8 +4,8 @@ and the overview grid.
 ``write_toy_layout(out)`` writes::
 
     out/grid.png                                    one face under every attack (columns) and domain (rows)
-    out/MCIO/<D>/<D>_id<k>_<attack>_v<j>/frame<f>.png        D in O, C, I, M (frame folders)
-    out/MCIO/dg_protocol/<D>_video_{train,dev,test}.txt      "<D>/<video_dir> <0 live | 1 attack>"
+    out/MCIO/<NAME>/<D>_id<k>_<attack>_v<j>/frame<f>.png     NAME = OULU_NPU, CASIA_FASD, ReplayAttack, MSU_MFSD
+    out/MCIO/dg_protocol/<NAME>_video_{train,dev,test}.txt   "<NAME>/<video_dir> <0 live | 1 attack>" (the lab's list names)
     out/OULU-NPU/{Train,Dev,Test}_files/<phone>_<session>_<user>_<file>.avi   domain O as videos
     out/OULU-NPU/Protocols/Protocol_1/{Train,Dev,Test}.txt   "+1,1_1_01_1" (file 1 live, 2-3 print, 4-5 replay)
     out/UniAttackData/Data/live/<eth>/<id>/real/color/<f>.png
@@ -70,20 +70,24 @@ def write_grid(path: str | Path, size: int = 64, seed: int = 0) -> Path:
 
 
 def _write_mcio(out: Path, size: int, identities: int, frames: int, seed: int) -> dict:
+    """Toy domains O, C, I, M under the CASIA-FAS-Benchmark names (``OULU_NPU`` ...), as the lab's lists are named."""
+    from vislab.faces.layouts import MCIO_NAMES
+
     root = out / "MCIO"
     counts = {}
     for d in MCIO:
+        name = MCIO_NAMES[d][0]
         for split in SPLITS:
             ds = ToyFaces(domains=[d], attacks=("print", "replay"), identities=identities, split=split, frames=frames, size=size, seed=seed, with_depth=False)
             lines = []
             for i, rec in enumerate(ds.records):
-                vdir = f"{d}/{d}_id{rec.identity:03d}_{rec.attack}_v{rec.video_index}"
+                vdir = f"{name}/{d}_id{rec.identity:03d}_{rec.attack}_v{rec.video_index}"
                 _save_png(root / vdir / f"frame{rec.frame}.png", ds.render(i)[0])
                 line = f"{vdir} {0 if rec.live else 1}"
                 if not lines or lines[-1] != line:
                     lines.append(line)
             (root / "dg_protocol").mkdir(parents=True, exist_ok=True)
-            (root / "dg_protocol" / f"{d}_video_{split}.txt").write_text("\n".join(lines) + "\n")
+            (root / "dg_protocol" / f"{name}_video_{split}.txt").write_text("\n".join(lines) + "\n")
             counts[f"{d}/{split}"] = len(lines)
     return counts
 
