@@ -188,6 +188,97 @@ def test_sd_tiny_and_diffusers_folder(tmp_path):
         create_sd({"source": "diffusers", "path": str(tmp_path)})
 
 
+# The original (CompVis LDM) key layout of SD 1.x single files, written from diffusers' documented mapping
+# (diffusers reads these files; writing them is only needed to test that path).
+def _resnet_to_ldm(key: str) -> str:
+    for new, old in (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"), ("conv2", "out_layers.3"),
+                     ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection")):
+        key = key.replace(f".{new}.", f".{old}.")
+    return key
+
+
+def to_ldm_checkpoint(sd) -> dict:
+    """An original (CompVis LDM) single-file state dict of SD 1.x components, from their diffusers modules:
+    ``model.diffusion_model.*`` (UNet), ``first_stage_model.*`` (VAE), ``cond_stage_model.transformer.*`` (text)."""
+    unet, lpb = sd.unet, sd.unet.config.layers_per_block
+    out = {}
+    glob = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2", "conv_in": "input_blocks.0.0",
+            "conv_norm_out": "out.0", "conv_out": "out.2"}
+    for k, v in unet.state_dict().items():
+        parts = k.split(".")
+        head = ".".join(parts[:2]) if parts[0] == "time_embedding" else parts[0]
+        if head in glob:
+            new = glob[head] + k[len(head):]
+        elif parts[0] == "down_blocks":
+            b, kind, j = int(parts[1]), parts[2], int(parts[3])
+            rest = ".".join(parts[4:])
+            if kind == "resnets":
+                new = _resnet_to_ldm(f"input_blocks.{1 + b * (lpb + 1) + j}.0.{rest}")
+            elif kind == "attentions":
+                new = f"input_blocks.{1 + b * (lpb + 1) + j}.1.{rest}"
+            else:  # downsamplers.0.conv.*
+                new = f"input_blocks.{1 + b * (lpb + 1) + lpb}.0.op.{parts[-1]}"
+        elif parts[0] == "mid_block":
+            kind, j, rest = parts[1], int(parts[2]), ".".join(parts[3:])
+            new = _resnet_to_ldm(f"middle_block.{2 * j}.{rest}") if kind == "resnets" else f"middle_block.1.{rest}"
+        elif parts[0] == "up_blocks":
+            b, kind, j = int(parts[1]), parts[2], int(parts[3])
+            rest = ".".join(parts[4:])
+            if kind == "resnets":
+                new = _resnet_to_ldm(f"output_blocks.{b * (lpb + 1) + j}.0.{rest}")
+            elif kind == "attentions":
+                new = f"output_blocks.{b * (lpb + 1) + j}.1.{rest}"
+            else:
+                has_attn = hasattr(unet.up_blocks[b], "attentions")
+                new = f"output_blocks.{b * (lpb + 1) + lpb}.{2 if has_attn else 1}.conv.{parts[-1]}"
+        else:
+            raise KeyError(k)
+        out["model.diffusion_model." + new] = v
+    n_up = len(sd.vae.config.up_block_types)
+    for k, v in sd.vae.state_dict().items():
+        new = k.replace("conv_norm_out", "norm_out").replace("conv_shortcut", "nin_shortcut")
+        p = new.split(".")
+        if p[1] in ("down_blocks", "up_blocks"):
+            b = int(p[2]) if p[1] == "down_blocks" else n_up - 1 - int(p[2])
+            stem = "down" if p[1] == "down_blocks" else "up"
+            if p[3] == "resnets":
+                new = f"{p[0]}.{stem}.{b}.block.{'.'.join(p[4:])}"
+            else:
+                new = f"{p[0]}.{stem}.{b}.{'downsample' if stem == 'down' else 'upsample'}.conv.{p[-1]}"
+        elif p[1] == "mid_block":
+            if p[2] == "resnets":
+                new = f"{p[0]}.mid.block_{int(p[3]) + 1}.{'.'.join(p[4:])}"
+            else:
+                rest = ".".join(p[4:])
+                for a, b_ in (("group_norm", "norm"), ("to_q", "q"), ("to_k", "k"), ("to_v", "v"), ("to_out.0", "proj_out")):
+                    if rest.startswith(a + "."):
+                        rest = b_ + rest[len(a):]
+                new = f"{p[0]}.mid.attn_1.{rest}"
+        out["first_stage_model." + new] = v
+    for k, v in sd.text_encoder.state_dict().items():
+        out["cond_stage_model.transformer." + (k if k.startswith("text_model.") else "text_model." + k)] = v
+    return out
+
+
+def test_single_file_sd_checkpoint(tmp_path):
+    import shutil
+
+    from safetensors.torch import save_file
+
+    ref = create_sd("tiny", seed=5)
+    folder = ref.save(tmp_path / "sd")
+    configs = tmp_path / "sd-configs"  # the architecture's configs and tokenizer, no weights
+    shutil.copytree(folder, configs, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    f = tmp_path / "v1-tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in to_ldm_checkpoint(ref).items()}, str(f))
+    sd = create_sd({"source": "single_file", "path": str(f), "config": str(configs)})
+    for name in ("unet", "vae", "text_encoder"):
+        a, b = getattr(sd, name).state_dict(), getattr(ref, name).state_dict()
+        assert set(a) == set(b), name
+        assert all(torch.equal(a[k], b[k]) for k in b), name
+    assert type(sd.scheduler).__name__ == "DDPMScheduler" and sd.tokenizer("a star").input_ids[0] == 49406
+
+
 def test_single_file_sd_refuses_a_foreign_file(tmp_path):
     folder = create_sd("tiny").save(tmp_path / "sd")
     f = tmp_path / "foreign.safetensors"

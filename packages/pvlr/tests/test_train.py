@@ -76,6 +76,28 @@ def test_predict_and_round_trip(trained, tmp_path):
     assert torch.allclose(a(x), b(x))
 
 
+def test_load_run_restores_the_trained_model(trained):
+    from pvlr.predict import load_module
+    from vislab.models import load_run
+
+    module = load_run(trained)
+    assert not module.training
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), load_module(trained / "checkpoints" / "last.ckpt")(x))
+
+
+def test_fit_on_a_config_returns_the_trained_model_and_writes_nothing(tmp_path, monkeypatch):
+    from pvlr.train import fit
+
+    cfg = make_run("pvlr", tmp_path / "cfg", {**TINY, "trainer": {"max_steps": 3}}).config
+    monkeypatch.chdir(tmp_path)
+    before = set(tmp_path.rglob("*"))
+    module = fit(cfg)
+    assert module.global_step == 3 and not module.training
+    assert set(tmp_path.rglob("*")) == before
+
+
 def test_bad_input_is_one_clear_line(trained, tmp_path, capsys):
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"not a checkpoint")

@@ -3,7 +3,14 @@
 __version__ = "0.1.0"
 
 __all__ = ["PVLR", "PVLRConfig", "KAP", "CAP", "IFM", "DMA", "SimilarityHead", "PVLRModule", "MultiLabelDataModule",
-           "asymmetric_loss", "mean_average_precision", "prf_metrics"]
+           "asymmetric_loss", "mean_average_precision", "prf_metrics", "fit", "load"]
+
+
+def load(run_dir, **kwargs):
+    """The trained model of a ``pvlr`` output folder (``vislab.models.load_run``'s hook): see :func:`pvlr.predict.load`."""
+    from pvlr.predict import load as _load
+
+    return _load(run_dir, **kwargs)
 
 
 def __getattr__(name: str):
@@ -11,6 +18,10 @@ def __getattr__(name: str):
         from pvlr import model
 
         return getattr(model, name)
+    if name == "fit":
+        from pvlr.train import fit
+
+        return fit
     if name == "PVLRModule":
         from pvlr.module import PVLRModule
 

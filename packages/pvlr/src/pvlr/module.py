@@ -13,46 +13,20 @@ from pvlr.model import PVLR, PVLRConfig
 
 
 def build_clip(spec: dict[str, Any]):
-    """The frozen CLIP from the config's ``clip`` section: ``source`` toy | tiny | a local path | an open_clip
-    architecture name with ``checkpoint`` | ``embedded`` (the architecture stored in a pvlr checkpoint, random
-    weights that the checkpoint's state dict then fills)."""
-    source = str(spec.get("source", "toy"))
-    if source == "toy":
-        from vislab.clip import load_clip
-        from vislab.toy import toy_clip
+    """The frozen CLIP of the config's ``clip`` section, by :func:`vislab.models.create_clip` (``source``: toy |
+    tiny | a local Hugging Face folder | an OpenAI ``.pt`` | an open_clip name with ``checkpoint`` | ``embedded``,
+    the architecture stored in a pvlr checkpoint, whose state dict then fills the weights). Never trains: the
+    training run makes the toy CLIP first (:func:`vislab.models.pretrain_toy`)."""
+    from vislab.models import create_clip
 
-        return load_clip(toy_clip(spec.get("toy_preset", "default")))
-    if source == "tiny":
-        from vislab.clip import tiny_clip
-
-        return tiny_clip(**spec.get("tiny", {}))
-    if source == "embedded":
-        from vislab.clip.encoder import ClipEncoder
-
-        mean, std = tuple(spec["mean"]), tuple(spec["std"])
-        if spec["backend"] == "hf":
-            from transformers import CLIPConfig, CLIPModel
-
-            return ClipEncoder(CLIPModel(CLIPConfig.from_dict(spec["config"])).eval(), "hf", mean=mean, std=std)
-        import open_clip
-
-        return ClipEncoder(open_clip.create_model(spec["name"], pretrained=None).eval(), "open_clip", mean=mean, std=std)
-    from vislab.clip import load_clip
-
-    return load_clip(source, spec.get("checkpoint"))
+    return create_clip(spec)
 
 
 def clip_architecture(clip, spec: dict[str, Any]) -> dict[str, Any]:
     """The ``clip`` config that rebuilds ``clip``'s architecture without its original files (see build_clip)."""
-    if str(spec.get("source")) == "tiny":
-        return dict(spec)
-    arch: dict[str, Any] = {"source": "embedded", "backend": clip.backend,
-                            "mean": clip.pixel_mean.flatten().tolist(), "std": clip.pixel_std.flatten().tolist()}
-    if clip.backend == "hf":
-        arch["config"] = clip.model.config.to_dict()
-    else:
-        arch["name"] = str(spec["source"])
-    return arch
+    from vislab.models import embedded_clip_spec
+
+    return embedded_clip_spec(clip, spec)
 
 
 class PVLRModule(pl.LightningModule):

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from vislab.pictures import plot_csv_curves, pyplot, save_figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from pvlr.metrics import average_precision  # noqa: E402
+from pvlr.metrics import average_precision
 
 
 @torch.no_grad()
@@ -35,14 +31,14 @@ def plot_ap_per_class(path: Path, model, dm) -> None:
     names = np.array(dm.classnames)
     keep = np.isfinite(ap)
     order = np.argsort(-ap[keep])
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(6, 0.22 * keep.sum()), 3.5))
     ax.bar(range(keep.sum()), ap[keep][order], color="tab:blue")
     ax.set_xticks(range(keep.sum()), names[keep][order], rotation=90, fontsize=6)
     ax.set_ylabel("AP (%)")
     ax.set_title(f"per-class AP, mAP {np.nanmean(ap):.1f}")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def save_prediction_grid(path: Path, model, dm, threshold: float = 0.5, n: int = 12) -> None:
@@ -50,7 +46,7 @@ def save_prediction_grid(path: Path, model, dm, threshold: float = 0.5, n: int =
     s = torch.sigmoid(logits)
     cols = 4
     rows = (min(n, len(x)) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.6, rows * 2.9))
+    fig, axes = pyplot().subplots(rows, cols, figsize=(cols * 2.6, rows * 2.9))
     for i, ax in enumerate(np.atleast_1d(axes).flat):
         ax.axis("off")
         if i >= min(n, len(x)):
@@ -66,25 +62,9 @@ def save_prediction_grid(path: Path, model, dm, threshold: float = 0.5, n: int =
         ax.set_title("\n".join(lines) + f"\ntrue: {truth}", fontsize=6, loc="left")
     fig.suptitle("top-3 predictions (+ true label, * above threshold)", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def plot_curve(path: Path, csv_path: Path, key: str) -> None:
-    if not Path(csv_path).is_file():
-        return
-    xs, ys = [], []
-    with open(csv_path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            if row.get(key):
-                xs.append(float(row.get("epoch") or len(xs)))
-                ys.append(float(row[key]))
-    if not ys:
-        return
-    fig, ax = plt.subplots(figsize=(4, 3))
-    ax.plot(xs, ys, marker="o")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(key)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    """``key`` per epoch from the run's CSV log (nothing written when it was never logged)."""
+    plot_csv_curves(path, csv_path, [key], x="epoch", dpi=120)
