@@ -104,6 +104,33 @@ def test_save_load_round_trip(trained_run):
     )
 
 
+def test_load_run_restores_the_trained_model(trained_run):
+    from vislab.models import load_run
+
+    out, _ = trained_run
+    module = load_run(out)
+    assert isinstance(module, DiffSpeakerModule) and not module.training
+    dm = TalkingFaceDataModule(train_clips=3, test_clips=2, seconds=1.0)
+    batch = collate([dm.test_set[0]])
+    ref = load_checkpoint(out / "checkpoints" / "last.ckpt")
+    assert torch.allclose(module.generate(batch, steps=5, seed=3), ref.generate(batch, steps=5, seed=3))
+
+
+def test_fit_without_a_run_trains_and_writes_nothing(tmp_path, monkeypatch):
+    from diffspeaker.train import fit
+    from vislab.run import load_preset
+
+    monkeypatch.chdir(tmp_path)
+    dm, module = _small(4)
+    cfg = load_preset("diffspeaker")
+    cfg["trainer"] = {**cfg["trainer"], "max_steps": 2, "enable_progress_bar": False}
+    w0 = module.model.denoiser.motion_decoder.weight.detach().clone()
+    trained = fit(cfg, dm, module)
+    assert trained is module and module.global_step == 2 and not module.training
+    assert not torch.equal(w0, module.model.denoiser.motion_decoder.weight)
+    assert not any(tmp_path.iterdir())
+
+
 def test_animate_writes_npy_and_video(trained_run, tmp_path, capsys):
     out, _ = trained_run
     t = np.arange(int(1.5 * 22050)) / 22050

@@ -1,7 +1,8 @@
 """diffspeaker: DiffSpeaker: speech-driven 3D facial animation with a diffusion transformer (arXiv:2402.05712).
 
 Public API: :class:`DiffSpeaker` (the model), :class:`DiffSpeakerModule` (Lightning),
-:class:`TalkingFaceDataModule` (VOCASET / BIWI / synthetic), :func:`load_checkpoint`, the losses and metrics.
+:class:`TalkingFaceDataModule` (VOCASET / BIWI / synthetic), :func:`fit` (train on a config's data),
+:func:`load_checkpoint`, :func:`load` (a run folder's trained model), the losses and metrics.
 """
 
 __version__ = "0.1.0"
@@ -12,6 +13,8 @@ _LAZY = {
     "AudioEncoder": "diffspeaker.model",
     "DiffSpeakerModule": "diffspeaker.module",
     "load_checkpoint": "diffspeaker.module",
+    "load": "diffspeaker.module",
+    "fit": "diffspeaker.train",
     "evaluate": "diffspeaker.module",
     "TalkingFaceDataModule": "diffspeaker.data",
     "read_audio": "diffspeaker.data",

@@ -362,3 +362,11 @@ def from_official_checkpoint(
     module.load_state_dict(new, strict=True)
     module.geometry = geometry
     return module.eval()
+
+
+def load(run_dir: str | Path, checkpoint: str = "last.ckpt") -> DiffSpeakerModule:
+    """The trained model of a ``diffspeaker`` output folder (``checkpoints/<checkpoint>``), eval mode, CPU
+    (``vislab.models.load_run``'s hook). The checkpoint holds the architecture and the face geometry."""
+    from vislab.io import require_dir
+
+    return load_checkpoint(require_dir(run_dir, "diffspeaker run folder") / "checkpoints" / checkpoint)

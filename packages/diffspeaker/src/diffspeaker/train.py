@@ -47,7 +47,31 @@ def template_only(dataset, geometry) -> dict[str, float]:
     return {"LVE": float(np.mean(lve)), "FDD": float(np.mean(fdd))}
 
 
+def fit(config: dict[str, Any], dm=None, module=None, run: Run | None = None):
+    """Train DiffSpeaker with ``config`` (a resolved ``diffspeaker`` config; ``data`` may point at VOCASET or
+    BIWI) and return the trained :class:`~diffspeaker.module.DiffSpeakerModule` in eval mode.
+
+    With a ``run`` the trainer logs and checkpoints into its folder (and resumes from ``last.ckpt`` when it
+    was started with ``--resume``); without one nothing is written."""
+    if dm is None or module is None:
+        dm, module = build(config)
+    overrides: dict[str, Any] = {}
+    if config["trainer"].get("strategy") == "ddp":
+        # wav2vec2's masked_spec_embed / LayerDrop leave parameters unused in some steps (PL 1.9, the
+        # official code's version, searched for unused parameters by default)
+        overrides["strategy"] = "ddp_find_unused_parameters_true"
+    if run is not None:
+        run.trainer(**overrides).fit(module, dm, ckpt_path=run.resume_checkpoint())
+    else:
+        from vislab.lightning import build_trainer
+
+        tcfg = {k: v for k, v in config["trainer"].items() if k != "checkpoint"}
+        build_trainer(None, {**tcfg, **overrides}).fit(module, dm)
+    return module.eval()
+
+
 def train(run: Run) -> dict[str, Any]:
+    """The ``diffspeaker`` run: LVE/FDD before -> :func:`fit` -> after, the template-only baseline, pictures."""
     import torch
     from vislab import runtime
 
@@ -65,14 +89,8 @@ def train(run: Run) -> dict[str, Any]:
             f"train clips {len(dm.train_set)}, test clips {len(test_set)}, vertices {dm.n_feats // 3}, styles {len(dm.geometry.styles)}"
         )
         before = evaluate(module, test_set, batch_size=eval_bs, progress="LVE before training")
-    overrides = {}
-    if cfg["trainer"].get("strategy") == "ddp":
-        # wav2vec2's masked_spec_embed / LayerDrop leave parameters unused in some steps (PL 1.9, the
-        # official code's version, searched for unused parameters by default)
-        overrides["strategy"] = "ddp_find_unused_parameters_true"
-    trainer = run.trainer(**overrides)
-    trainer.fit(module, dm, ckpt_path=run.resume_checkpoint())
-    if not trainer.is_global_zero:
+    module = fit(cfg, dm, module, run)
+    if module.global_rank != 0:  # DDP: the other ranks are done
         return {}
     module = module.to(torch.device("cpu")) if runtime.device().type == "cpu" else module
     after = evaluate(module, test_set, batch_size=eval_bs, progress="LVE after training")
@@ -85,7 +103,7 @@ def train(run: Run) -> dict[str, Any]:
         "template_only_LVE": baseline["LVE"],
         "template_only_FDD": baseline["FDD"],
         "ddim_steps": int(cfg["sampling"]["steps"]),
-        "train_steps": int(trainer.global_step),
+        "train_steps": int(module.global_step),
     }
     if cfg["data"]["source"] == "synthetic":
         extra["mean_lip_opening_by_style"] = style_openings(module, test_set, after["results"])
@@ -118,10 +136,7 @@ def write_pictures(
     run: Run, module, dm, before: dict[str, Any], after: dict[str, Any], video: bool = True
 ) -> None:
     """loss curve, lip-opening curves, mesh frames (GT / before / after) and an animation."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from vislab.pictures import pyplot, save_figure, save_png
 
     from diffspeaker.render import render_sequence, save_video, side_by_side
 
@@ -133,6 +148,7 @@ def write_pictures(
         if (run.out / "logs" / "metrics.csv").is_file()
         else []
     )
+    plt = pyplot()
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
     for key in ("train/loss", "train/vertex", "train/velocity"):
         pts = [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
@@ -146,8 +162,7 @@ def write_pictures(
     ax[1].axhline(after["LVE"], color="g", ls="--", label="after (test)")
     ax[1].set_title("LVE (val, DDIM)"), ax[1].set_xlabel("step"), ax[1].legend()
     fig.tight_layout()
-    fig.savefig(run.path("loss_curve.png"), dpi=100)
-    plt.close(fig)
+    save_figure(fig, run.path("loss_curve.png"), dpi=100)
     # 2. lip opening over time, GT vs before vs after, a few test clips
     n = min(3, len(ds))
     fig, axes = plt.subplots(n, 1, figsize=(9, 2.3 * n), squeeze=False)
@@ -174,8 +189,7 @@ def write_pictures(
     axes[0, 0].legend(fontsize=8, ncol=4)
     axes[-1, 0].set_xlabel("seconds")
     fig.tight_layout()
-    fig.savefig(run.path("lip_opening.png"), dpi=100)
-    plt.close(fig)
+    save_figure(fig, run.path("lip_opening.png"), dpi=100)
     # 3. mesh frames: rows GT / before / after at the frames of largest true opening
     it = ds[0]
     V = len(it["template"]) // 3
@@ -191,9 +205,7 @@ def write_pictures(
         np.concatenate(render_sequence(s[picks], g.faces, size=200, title=name), axis=1)
         for name, s in seqs.items()
     ]
-    import imageio.v2 as imageio
-
-    imageio.imwrite(run.path("mesh_frames.png"), np.concatenate(grid, axis=0))
+    save_png(np.concatenate(grid, axis=0), run.path("mesh_frames.png"))
     # 4. animation (GT | after)
     if video:
         frames = side_by_side(
