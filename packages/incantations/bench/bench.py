@@ -1,88 +1,95 @@
-"""incantations benchmark: seconds per learned prompt (probe + learning + generation), per learning iteration,
-peak memory and sampling latency, as JSON, for the tiny config and an SD 1.x-size model (random weights).
+"""incantations bench: one learning iteration of the incantation (:class:`incantations.learner.IncantationLearner`:
+the loss terms on p (+) P*, the straight-through projection of the hard prompt, the selection score when the
+projected tokens change, AdamW on the K slots) against one step of the diffusers textual-inversion example's loop
+(``examples/textual_inversion``: one image, one prompt, learning one token row), same tiny SD, interleaved in one process.
 
-Usage: python packages/incantations/bench/bench.py [--configs tiny sd1] [--iters N] [--steps S]
+    python packages/incantations/bench/bench.py [--reps 5] [--quick] [--device cuda] [--json out.json]
+
+Rows: the embedded default's learning settings (K = 4, hard, L_ti weight 0.8: one grad-enabled CFG UNet call,
+a VAE decode and a CLIP image encoding per iteration) and the paper's (K = 8, L_ti off: the text terms only).
+Both learn prompt-embedding rows through the same frozen model; ours computes more terms per step. The cached
+trajectory L_ti reads is sampled again every ``ti_refresh`` (25) iterations: that happens in the untimed first
+step, so the rows time the other 24 of every 25 iterations. The profiler's top 5 ops of both sides follow the rows.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
+import os
+import warnings
 
-import torch
-from vislab import runtime
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+from vislab.bench import autocast, cli, compare, profile_top, quick  # noqa: E402
+from vislab.bench_peers import diffusers_textual_inversion  # noqa: E402
+
+PROMPT = "a red car and a white sheep"
 
 
-def build(config: str, dev: torch.device):
+def _frozen(dev: torch.device):
     from incantations.model import Frozen
-    from vislab.clip import ClipEncoder, tiny_clip
-    from vislab.testing.models import tiny_sd_components
+    from vislab.clip import tiny_clip
+    from vislab.diffusion import tiny_sd
 
-    if config == "tiny":
-        sd = tiny_sd_components()
-        width = sd.text_encoder.config.hidden_size
-        clip = tiny_clip(text_width=width, heads=2)
-    else:
-        from diffusers import AutoencoderKL, UNet2DConditionModel
-        from transformers import CLIPConfig, CLIPModel
-        from vislab.clip import clip_tokenizer
-
-        sd = tiny_sd_components()
-        sd.unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768)  # SD 1.x UNet layout
-        sd.vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-                               up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, sample_size=512, layers_per_block=2)
-        cfg = CLIPConfig(text_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                                          max_position_embeddings=77, eos_token_id=49407, bos_token_id=49406, pad_token_id=49407),
-                         vision_config=dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-                                            image_size=224, patch_size=14), projection_dim=768)
-        from transformers import CLIPTextModel
-
-        model = CLIPModel(cfg)
-        if isinstance(model.text_model, CLIPTextModel):  # transformers >= 5
-            te = model.text_model
-        else:
-            te = CLIPTextModel(cfg.text_config)
-            te.text_model.load_state_dict(model.text_model.state_dict())
-        sd.text_encoder = te
-        sd.tokenizer = clip_tokenizer(77)
-        clip = ClipEncoder(model, "hf")
-    sd = sd.to(dev).freeze()
+    sd = tiny_sd().to(dev).freeze()
+    clip = tiny_clip(text_width=sd.text_encoder.config.hidden_size, heads=2)
     return Frozen(sd, clip.freeze().to(dev))
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--configs", nargs="+", default=["tiny", "sd1"])
-    p.add_argument("--iters", type=int, default=5)
-    p.add_argument("--steps", type=int, default=4)
-    args = p.parse_args()
-    runtime.setup(0)
-    dev = runtime.device()
-    from incantations.guidance import encode_uncond, probe
-    from incantations.learner import LearnConfig, learn
-    from incantations.sampling import initial_latents, sample
+def learn_row(dev: torch.device, reps: int, setting: str) -> dict:
+    from incantations.guidance import probe
+    from incantations.learner import IncantationLearner, LearnConfig
 
-    for c in args.configs:
-        fr = build(c, dev)
-        runtime.reset_peak_memory()
-        prompt = "a red car and a white sheep"
-        t0 = time.perf_counter()
-        g = probe(fr, prompt, 0, args.steps, 7.5, 1, min(2, args.steps - 1))
-        t_probe = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        learner = learn(fr, g, LearnConfig(k=8, iters=args.iters, steps=args.steps, k_c=1, k_f=2))
-        t_learn = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            sample(fr.sd, learner.prompt_embeds(), encode_uncond(fr), initial_latents(fr.sd, 0), args.steps, 7.5)
-        t_gen = time.perf_counter() - t0
-        print(json.dumps({"config": c, "device": str(dev), "image_size": fr.sd.image_size, "probe_s": round(t_probe, 3),
-                          "learn_iter_s": round(t_learn / args.iters, 4), "sample_s_per_step": round(t_gen / args.steps, 4),
-                          "seconds_per_prompt_at_1000_iters_50_steps": round(t_probe / args.steps * 50 + t_learn / args.iters * 1000
-                                                                           + t_gen / args.steps * 50, 1),
-                          "peak_memory_mb": round(runtime.peak_memory_mb(dev), 1)}), flush=True)
+    fr = _frozen(dev)
+    steps, k_c, k_f = (4, 1, 2) if quick() else (10, 2, 6)  # the embedded default's sampling: 10 steps, k_c 2, k_f 6
+    g = probe(fr, PROMPT, 0, steps, 3.0, k_c, k_f)
+    weights = {"q": 0.5, "s": 1.0, "tt": 0.6, "ti": 0.8 if setting == "default" else 0.0, "sp": 0.5}
+    cfg = LearnConfig(k=4 if setting == "default" else 8, mode="hard", iters=100, weights=weights, steps=steps, cfg=3.0,
+                      k_c=k_c, k_f=k_f, select_seeds=(0,) if quick() else (0, 100, 101))
+
+    class Counted(IncantationLearner):
+        """Outside a Trainer: the iteration counter the L_ti schedule reads."""
+
+        it = 0
+
+        @property
+        def global_step(self) -> int:
+            return self.it
+
+    def ours():
+        learner = Counted(fr, g, cfg).to(dev)
+        opt = learner.configure_optimizers()
+
+        def step():
+            with autocast(dev):
+                loss = learner.training_step(0, learner.it)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            learner.it += 1
+            return loss.detach()
+
+        return step
+
+    size = fr.sd.image_size
+    pixels = (torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1).to(dev)
+
+    def peer():
+        return diffusers_textual_inversion(fr.sd, "<sks>", "car", pixels, ["a photo of a <sks>"])
+
+    what = ("embedded default: K 4, hard, with L_ti" if setting == "default" else "paper: K 8, hard, L_ti off")
+    row = compare(f"one learning iteration ({what}; tiny SD {size} px, {steps} DDIM steps)",
+                  "diffusers examples/textual_inversion (1 image, 1 token)", ours, peer, reps=reps, dev=dev)
+    if setting == "default":
+        row["profile_top5_ours"] = profile_top(ours(), 5, dev)
+        row["profile_top5_peer"] = profile_top(peer(), 5, dev)
+    return row
+
+
+def rows(dev: torch.device, reps: int) -> list[dict]:
+    warnings.filterwarnings("ignore", message=".*self.log.*")
+    return [learn_row(dev, reps, "default"), learn_row(dev, reps, "paper")]
 
 
 if __name__ == "__main__":
-    main()
+    cli("incantations", rows)

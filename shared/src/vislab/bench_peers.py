@@ -49,6 +49,7 @@ def diffusers_textual_inversion(sd, placeholder: str, init_word: str, pixels: to
     body.encoder.requires_grad_(False)
     body.final_layer_norm.requires_grad_(False)
     body.embeddings.position_embedding.requires_grad_(False)
+    te.get_input_embeddings().requires_grad_(True)  # trains even when ``sd`` came frozen
     opt = torch.optim.AdamW(te.get_input_embeddings().parameters(), lr=lr, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8)
     orig = te.get_input_embeddings().weight.data.clone()
     te.train()

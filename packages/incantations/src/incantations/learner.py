@@ -94,8 +94,8 @@ class IncantationLearner(FollowsDevice, pl.LightningModule):
         self._ti_uncond: dict[int, torch.Tensor] = {}  # eps_u at the cached latent of step k (no learned prompt in it)
         self._scored: dict[tuple[int, ...], float] = {}
         self._sched = ddim_scheduler(frozen.sd, cfg.steps)
-        self._uncond: torch.Tensor | None = None
-        self._select_uncond: torch.Tensor | None = None
+        self._uncond_cache: torch.Tensor | None = None
+        self._select_uncond_cache: torch.Tensor | None = None
         self.register_buffer("_select_z", self._selection_latents(), persistent=False)
 
     def _selection_latents(self) -> torch.Tensor:
@@ -111,10 +111,10 @@ class IncantationLearner(FollowsDevice, pl.LightningModule):
 
     def uncond(self) -> torch.Tensor:
         """H("") (1, L, D): the frozen unconditional conditioning, computed once per device."""
-        u = self._uncond
+        u = self._uncond_cache
         if u is None or u.device != self.frozen.sd.device:
             with torch.no_grad():
-                u = self._uncond = encode_uncond(self.frozen)
+                u = self._uncond_cache = encode_uncond(self.frozen)
         return u
 
     @torch.no_grad()
@@ -129,10 +129,10 @@ class IncantationLearner(FollowsDevice, pl.LightningModule):
         t = sched.timesteps[c.k_sel]
         z = self._select_z
         n = z.shape[0]
-        if self._select_uncond is None or self._select_uncond.device != z.device:
-            self._select_uncond = fr.sd.unet(z, t, encoder_hidden_states=self.uncond().expand(n, -1, -1)).sample
+        if self._select_uncond_cache is None or self._select_uncond_cache.device != z.device:
+            self._select_uncond_cache = fr.sd.unet(z, t, encoder_hidden_states=self.uncond().expand(n, -1, -1)).sample
         cond = fr.H(emb).expand(n, -1, -1)
-        eps = guided_eps(fr.sd, z, t, cond, self.uncond().expand(n, -1, -1), c.cfg, eps_uncond=self._select_uncond)
+        eps = guided_eps(fr.sd, z, t, cond, self.uncond().expand(n, -1, -1), c.cfg, eps_uncond=self._select_uncond_cache)
         img = fr.sd.decode_latents(x0_from_eps(sched, z, eps, t))
         return float((fr.f(img) @ self.g_p.t().to(img.device)).mean())
 

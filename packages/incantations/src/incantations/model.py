@@ -91,10 +91,10 @@ class IncantationPrompt(nn.Module):
 
     def _unit_candidates(self) -> torch.Tensor:
         """The allowed vocabulary rows, unit-normalised (|vocab|, W); the table is frozen, so computed once per device."""
-        c = getattr(self, "_unit_cand", None)
+        c = getattr(self, "_unit_cand_cache", None)
         if c is None or c.device != self.table.device:
             c = F.normalize(self.table[self.vocab], dim=-1)
-            self._unit_cand = c
+            self._unit_cand_cache = c
         return c
 
     def project(self, P: torch.Tensor | None = None) -> torch.Tensor:
@@ -125,17 +125,17 @@ class Frozen:
 
     sd: object
     clip: object
-    _tokens: dict = field(default_factory=dict, repr=False, compare=False)
+    _token_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def tokenize(self, text: str) -> tuple[torch.Tensor, int]:
         """SD token ids (L,) of ``text`` and its number of text tokens (without BOS/EOT); cached per text."""
         tok = self.sd.tokenizer
         key = (text, len(tok))
-        hit = self._tokens.get(key)
+        hit = self._token_cache.get(key)
         if hit is None:
             ids = tok(text, padding="max_length", truncation=True, max_length=tok.model_max_length, return_tensors="pt").input_ids[0]
             n = len(tok(text, add_special_tokens=False).input_ids)
-            hit = self._tokens[key] = (ids, min(n, ids.shape[0] - 2))
+            hit = self._token_cache[key] = (ids, min(n, ids.shape[0] - 2))
         ids, n = hit
         return ids.to(self.sd.device), n
 
