@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -165,6 +167,45 @@ def test_resume_continues_stage2(finished_run, tiny_overrides, tmp_path):
     assert (out / "checkpoints" / "stage1.ckpt").stat().st_mtime_ns == s1_before
     ck = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ck["flallm"]["stage"] == 2 and ck["epoch"] == 1 and ck["global_step"] == 2 * step0
+    # the resumed run reports the score measured before training, not an unmeasured 0.0
+    first = json.loads((src / "metrics.json").read_text())
+    (out / "checkpoints" / "before.json").write_text(json.dumps({"dev": {**first["dev_before"], "bleu4": 12.5}}))
+    run = make_run("flallm", out, ov)
+    run.resume = True
+    train(run)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["before"] == 12.5 and m["dev_before"]["bleu4"] == 12.5 and "read back" in m["before_source"]
+    assert first["before_source"] == "measured at the start of the run"
+
+
+def test_load_run_restores_the_best_stage2_model(finished_run, splits):
+    from flallm.data import SignVideoDataset, VideoCollator
+    from flallm.module import Stage2Module, load_module
+    from vislab.models import load_run
+
+    out, _ = finished_run
+    a = load_run(out)
+    assert isinstance(a, Stage2Module) and not a.training
+    b = load_module(out / "checkpoints" / "stage2-best.ckpt")
+    ds = SignVideoDataset(splits["dev"][:2], a.config["data"], train=False)
+    batch = VideoCollator(a.tok)([ds[i] for i in range(2)])
+    assert a.translate_batch(batch) == b.translate_batch(batch)
+
+
+@pytest.mark.slow
+def test_fit_returns_the_trained_model_without_a_run_folder(tiny_overrides, tmp_path, monkeypatch):
+    from flallm.module import Stage2Module
+    from flallm.train import fit
+    from vislab.config import deep_merge
+    from vislab.run import load_preset
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VISLAB_CACHE", str(tmp_path / "cache"))
+    cfg = deep_merge(load_preset("flallm"), {**tiny_overrides, "baseline_stage2_only": False})
+    model = fit(cfg)
+    assert isinstance(model, Stage2Module) and not model.training and model.stage1.stage == 1
+    assert model.global_step > 0 and model.stage1.global_step > 0
+    assert {p.name for p in tmp_path.iterdir()} == {"cache"}  # only the toy backbone, in the cache
 
 
 @pytest.mark.slow

@@ -7,7 +7,9 @@ Public API (imported lazily, so ``flallm --help`` stays fast):
 - training stages: ``Stage1Module``, ``Stage2Module``; ``load_module(ckpt)`` rebuilds either from a file
 - data: ``SignDataModule``, ``FeatureDataModule``, the layout readers, ``make_world`` (synthetic signs)
 - text: ``SignTokenizer``; ``trim_mbart``; metrics ``bleu``, ``rouge_l``, ``translation_scores``
-- inference: ``translate_files(ckpt, inputs)``
+- inference: ``translate_files(ckpt, inputs)``; ``load(run_dir)`` restores a run's trained model
+  (``vislab.models.load_run``'s hook)
+- training: ``fit(cfg)`` (both stages on the config's data, returns the model); ``train(run)`` (the ``flallm`` run)
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ _EXPORTS = {
     "read_how2sign": "data", "read_gfslt": "data", "read_manifest": "data", "read_video": "data",
     "make_world": "world", "SignTokenizer": "tokenizer", "trim_mbart": "commands", "translate_files": "commands",
     "bleu": "metrics", "rouge_l": "metrics", "translation_scores": "metrics", "generation_loss": "losses",
-    "train": "train",
+    "train": "train", "fit": "train", "load": "module",
 }
 
 __all__ = ["__version__", *_EXPORTS]

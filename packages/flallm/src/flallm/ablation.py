@@ -124,10 +124,9 @@ def run_ablation(run: Run) -> dict[str, Any]:
 
 
 def _plot(run: Run, rows: list[dict[str, Any]]) -> None:
-    import matplotlib
+    from vislab.pictures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = ["constant", "stage1", *ARMS]
     vals = [[(r[n]["test"] if n != "constant" else r["constant"]["test"])["bleu4"] for r in rows] for n in names]
@@ -139,5 +138,4 @@ def _plot(run: Run, rows: list[dict[str, Any]]) -> None:
     ax.set_ylabel("test BLEU-4")
     ax.set_title(f"synthetic world, {len(rows)} seeds (mean, std, seeds as dots)", fontsize=8)
     fig.tight_layout()
-    fig.savefig(run.path("ablation.png"), dpi=120)
-    plt.close(fig)
+    save_figure(fig, run.path("ablation.png"), dpi=120)

@@ -237,3 +237,15 @@ def load_module(path: str | Path, map_location: str = "cpu") -> Stage1Module | S
     except (KeyError, RuntimeError, ValueError) as e:
         raise InputError(path, f"checkpoint does not match the flallm architecture ({e.__class__.__name__}: {str(e)[:200]})") from None
     return mod.eval()
+
+
+def load(run_dir: str | Path, checkpoint: str | None = None) -> Stage1Module | Stage2Module:
+    """The trained model of a ``flallm`` output folder, eval mode, CPU: ``checkpoints/stage2-best.ckpt`` (the
+    paper's choice, best dev BLEU-4), else ``stage1.ckpt`` (stage 2 disabled or not run yet); ``checkpoint``
+    names another file in ``checkpoints/``. Nothing is trained or downloaded."""
+    from vislab.io import require_dir
+
+    ck = require_dir(run_dir, "flallm run folder") / "checkpoints"
+    if checkpoint is None:
+        checkpoint = next((n for n in ("stage2-best.ckpt", "stage1.ckpt") if (ck / n).is_file()), "stage2-best.ckpt")
+    return load_module(ck / checkpoint)

@@ -7,15 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from vislab.pictures import pyplot as _plt
+from vislab.pictures import save_figure
 
 
 def plot_frame_strips(path: Path, samples: list[dict[str, Any]], data_cfg: dict[str, Any],
@@ -35,9 +28,7 @@ def plot_frame_strips(path: Path, samples: list[dict[str, Any]], data_cfg: dict[
         lines = [f"ref: {s.get('text', '')}"] + [f"{name}: {r[k]['hyp']}" for name, r in rows.items() if k < len(r)]
         ax.set_title("\n".join(lines), fontsize=8, loc="left")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_curves(path: Path, histories: dict[str, dict[str, list[tuple[int, float]]]]) -> Path:
@@ -58,9 +49,7 @@ def plot_curves(path: Path, histories: dict[str, dict[str, list[tuple[int, float
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_bars(path: Path, bars: dict[str, float]) -> Path:
@@ -74,6 +63,4 @@ def plot_bars(path: Path, bars: dict[str, float]) -> Path:
     ax.set(ylabel="dev BLEU-4", title="FLa-LLM on the synthetic sign world")
     ax.set_ylim(0, max([v for v in vals if v == v] + [1.0]) * 1.15)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

@@ -9,6 +9,7 @@ constant-output reference, and test BLEU-1..4 / ROUGE-L). Checkpoints: ``checkpo
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 from vislab import runtime
 from vislab.errors import VislabError
-from vislab.io import load_torch
+from vislab.io import load_torch, write_json
 from vislab.lightning import build_trainer
 from vislab.run import Run, track
 
@@ -98,15 +99,18 @@ def extract_features(module: Stage2Module, samples: list[dict[str, Any]], cfg: d
     return out
 
 
-def _stage_trainer(run: Run, stage_cfg: dict[str, Any], callbacks: list[pl.Callback] | None = None, **kw: Any):
-    tcfg = run.config.get("trainer", {})
+def _stage_trainer(run: Run | None, stage_cfg: dict[str, Any], callbacks: list[pl.Callback] | None = None,
+                   cfg: dict[str, Any] | None = None, **kw: Any):
+    tcfg = dict((run.config if run is not None else cfg or {}).get("trainer", {}))
+    if run is None:
+        tcfg.pop("checkpoint", None)
     if "max_epochs" not in tcfg and "max_steps" not in tcfg:
         kw["max_epochs"] = int(stage_cfg["epochs"])
     epochs = int(tcfg.get("max_epochs", stage_cfg["epochs"]))
     kw.setdefault("check_val_every_n_epoch", max(1, min(int(stage_cfg["val_every"]), epochs)))
     if runtime.accelerator() == "gpu" and "sync_batchnorm" not in tcfg:
         kw["sync_batchnorm"] = True  # SyncBN when distributed (GFSLT-VLP)
-    return build_trainer(run, {**run.config.get("trainer", {}), **kw}, callbacks=callbacks)
+    return build_trainer(run, {**tcfg, **kw}, callbacks=callbacks)
 
 
 def _keep_logs(run: Run, name: str) -> None:
@@ -136,7 +140,7 @@ class KeepBestOnDev(pl.Callback):
             self.state = {k: t.detach().cpu().clone() for k, t in pl_module.state_dict().items()}
 
 
-def train_stage2(run: Run, cfg: dict[str, Any], tok: SignTokenizer, splits: dict[str, list[dict[str, Any]]],
+def train_stage2(run: Run | None, cfg: dict[str, Any], tok: SignTokenizer, splits: dict[str, list[dict[str, Any]]],
                  visual_state: dict[str, torch.Tensor] | None, tag: str, checkpoints: bool = True,
                  ckpt_path: Path | None = None) -> tuple[Stage2Module, Any]:
     """Stage 2 from the stage-1 encoder (``visual_state``) or, with None, from ``model.visual.weights``
@@ -155,9 +159,10 @@ def train_stage2(run: Run, cfg: dict[str, Any], tok: SignTokenizer, splits: dict
         dm = SignDataModule(splits, cfg["data"], tok, int(c2["batch_size"]), int(cfg["eval_batch_size"]), int(cfg["seed"]))
     keep = KeepBestOnDev()
     if checkpoints:
-        tr = _stage_trainer(run, c2, checkpoint={"monitor": "val_bleu4", "mode": "max", "filename": "stage2-best", "enable_version_counter": False})
+        tr = _stage_trainer(run, c2, cfg=cfg, checkpoint={"monitor": "val_bleu4", "mode": "max", "filename": "stage2-best",
+                                                          "enable_version_counter": False})
     else:
-        tr = _stage_trainer(run, c2, enable_checkpointing=False, logger=False, callbacks=[keep])
+        tr = _stage_trainer(run, c2, cfg=cfg, enable_checkpointing=False, logger=False, callbacks=[keep])
     tr.fit(s2, dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
     best = getattr(tr.checkpoint_callback, "best_model_path", "") if checkpoints else ""
     if best and Path(best).is_file():  # the paper keeps the best dev BLEU-4 checkpoint
@@ -180,7 +185,77 @@ def feature_loader(items: list[dict[str, Any]], cfg: dict[str, Any], tok: SignTo
     return DataLoader(FeatureDataset(items), batch_size=int(cfg["eval_batch_size"]), collate_fn=VideoCollator(tok, cfg["data"].get("max_label_len")))
 
 
+def fit(cfg: dict[str, Any], run: Run | None = None, splits: dict[str, list[dict[str, Any]]] | None = None,
+        tok: SignTokenizer | None = None, stage1: Stage1Module | None = None) -> Stage1Module | Stage2Module:
+    """FLa-LLM's two stages on the data of ``cfg`` (a resolved ``flallm`` config); returns the trained model.
+
+    Stage 1 (visual initialing) trains ``stage1`` (default: a fresh :class:`Stage1Module`); stage 2 (LLM
+    fine-tuning) starts from its visual encoder and keeps the weights of the best dev BLEU-4 epoch. The
+    result is the :class:`Stage2Module` (the :class:`Stage1Module` when ``stage2.enabled`` is false), in
+    eval mode, with the finished stage-1 module as ``.stage1``.
+
+    With a ``run``, checkpoints go to its folder (``stage1.ckpt``, ``stage2-best.ckpt``, ``last.ckpt``) and a
+    run started with ``--resume`` continues where it stopped; without one nothing is written except the
+    ImageNet-style toy backbone in the vislab cache when the config asks for it.
+    """
+    splits = splits if splits is not None else load_splits(cfg["data"])
+    ensure_visual_weights(run, cfg)
+    tok = tok if tok is not None else build_tokenizer(cfg, [s["text"] for s in splits["train"]])
+    c1 = cfg["stage1"]
+    dm = SignDataModule(splits, cfg["data"], tok, int(c1["batch_size"]), int(cfg["eval_batch_size"]), int(cfg["seed"]))
+    s1 = stage1 if stage1 is not None else Stage1Module(cfg, tok)
+    last = run.resume_checkpoint() if run is not None else None
+    resume_stage = _ckpt_stage(last) if last else None
+    stage1_file = run.checkpoints / "stage1.ckpt" if run is not None else None
+    stage1_done = last is not None and stage1_file is not None and stage1_file.is_file()
+    if not stage1_done:
+        if run is not None:
+            tr1 = _stage_trainer(run, c1, checkpoint={"save_top_k": 0})
+        else:
+            tr1 = _stage_trainer(None, c1, cfg=cfg, enable_checkpointing=False, logger=False)
+        tr1.fit(s1, dm, ckpt_path=str(last) if (last and resume_stage == 1) else None)
+        if run is not None:
+            tr1.save_checkpoint(stage1_file)  # rank 0 writes; every rank then loads the same weights (BN stats)
+            tr1.strategy.barrier()
+            _keep_logs(run, "stage1")
+    if stage1_file is not None:
+        s1.load_state_dict(load_torch(stage1_file)["state_dict"])
+    s1.history = s1.history or {}
+    if not cfg["stage2"]["enabled"]:
+        s1.stage1 = s1  # type: ignore[attr-defined]
+        return s1.eval()
+    visual_state = {k: v.clone() for k, v in s1.visual.state_dict().items()}
+    s2, _ = train_stage2(run, cfg, tok, splits, visual_state, "stage 2", checkpoints=run is not None,
+                         ckpt_path=last if (stage1_done and resume_stage == 2) else None)
+    if run is not None:
+        _keep_logs(run, "stage2")
+    s2.stage1 = s1  # type: ignore[attr-defined]
+    return s2.eval()
+
+
+BEFORE_FILE = "before.json"
+
+
+def measure_before(run: Run, module: Stage1Module, dev_loader: DataLoader) -> tuple[dict[str, float], str]:
+    """Dev scores of the untrained model and how they were obtained.
+
+    The first measurement is kept in ``checkpoints/before.json``; a resumed run reads it back instead of
+    reporting a score it never measured. A resumed run without that file re-measures the freshly built
+    model, which is the run's initialisation (same seed, same construction order)."""
+    f = run.checkpoints / BEFORE_FILE
+    if run.resume and f.is_file():
+        try:
+            return json.loads(f.read_text())["dev"], "measured at the start of the run (read back on resume)"
+        except (OSError, ValueError, KeyError):
+            pass
+    before, _ = evaluate(module, dev_loader, "before training: dev")
+    write_json(f, {"dev": before})
+    return before, "re-measured on resume from the same seeded initialisation" if run.resume else "measured at the start of the run"
+
+
 def train(run: Run) -> dict[str, Any]:
+    """The ``flallm`` run: dev BLEU-4 before training -> :func:`fit` -> after stage 1 and stage 2, the
+    stage-2-only baseline, test scores, pictures, ``metrics.json``."""
     cfg = run.config
     runtime.setup(int(cfg["seed"]))
     main = runtime.is_main_process()
@@ -197,29 +272,17 @@ def train(run: Run) -> dict[str, Any]:
     tok = build_tokenizer(cfg, [s["text"] for s in splits["train"]])
     run.log(f"data: {cfg['data']['source']}  train/dev/test = {len(splits['train'])}/{len(splits['dev'])}/{len(splits['test'])}, "
             f"vocabulary {tok.vocab_size}, language {tok.lang}; BLEU: {bleu_signature(tok.lang)}")
-    c1 = cfg["stage1"]
-    dm = SignDataModule(splits, cfg["data"], tok, int(c1["batch_size"]), int(cfg["eval_batch_size"]), int(cfg["seed"]))
     s1 = Stage1Module(cfg, tok)
     dev_loader = video_loader(splits["dev"], cfg, tok)
     result: dict[str, Any] = {}
 
-    last = run.resume_checkpoint()
-    stage1_file = run.checkpoints / "stage1.ckpt"
-    resume_stage = _ckpt_stage(last) if last else None
-    stage1_done = last is not None and stage1_file.is_file()
-
-    before = None
-    if main and not stage1_done:
-        before, _ = evaluate(s1, dev_loader, "before training: dev")
-        run.log(f"before training: dev BLEU-4 {before['bleu4']:.2f}")
-    if not stage1_done:
-        tr1 = _stage_trainer(run, c1, checkpoint={"save_top_k": 0})
-        tr1.fit(s1, dm, ckpt_path=str(last) if (last and resume_stage == 1) else None)
-        tr1.save_checkpoint(stage1_file)  # rank 0 writes; every rank then loads the same weights (BN stats)
-        tr1.strategy.barrier()
-        _keep_logs(run, "stage1")
-    s1.load_state_dict(load_torch(stage1_file)["state_dict"])
-    s1.history = s1.history or {}
+    before: dict[str, float] = {}
+    if main:
+        before, how = measure_before(run, s1, dev_loader)
+        result["before_source"] = how
+        run.log(f"before training: dev BLEU-4 {before['bleu4']:.2f} ({how})")
+    final = fit(cfg, run, splits, tok, s1)
+    s1 = final.stage1  # type: ignore[attr-defined]
     after1 = None
     if main:
         after1, rows1 = evaluate(s1, dev_loader, "after stage 1: dev")
@@ -229,13 +292,10 @@ def train(run: Run) -> dict[str, Any]:
     if not cfg["stage2"]["enabled"]:
         if main:
             _pictures(run, splits, {"stage 1": rows1}, {"stage 1": s1.history})
-            run.finish(metric="dev_bleu4", higher_is_better=True, before=(before or {}).get("bleu4", 0.0), after=after1["bleu4"], **result)
+            run.finish(metric="dev_bleu4", higher_is_better=True, before=before["bleu4"], after=after1["bleu4"], **result)
         return result
 
-    visual_state = {k: v.clone() for k, v in s1.visual.state_dict().items()}
-    s2, _ = train_stage2(run, cfg, tok, splits, visual_state, "stage 2",
-                         ckpt_path=last if (stage1_done and resume_stage == 2) else None)
-    _keep_logs(run, "stage2")
+    s2 = final
     histories = {"stage 1": s1.history, "stage 2": s2.history}
     base = None
     if cfg.get("baseline_stage2_only"):
@@ -254,30 +314,38 @@ def train(run: Run) -> dict[str, Any]:
         result.update(dev_after_stage2=after2, test_after_stage2=test_scores, bleu_signature=bleu_signature(tok.lang),
                       dev_before=before, vocab_size=tok.vocab_size, constant_reference=constant_reference(splits, tok),
                       examples=[{"ref": r["ref"], "stage1": a["hyp"], "stage2": r["hyp"]} for r, a in zip(rows2[:8], rows1[:8])])
-        bars = {"before": (before or {}).get("bleu4", float("nan")), "stage 1": after1["bleu4"], "stage 2": after2["bleu4"]}
+        bars = {"before": before["bleu4"], "stage 1": after1["bleu4"], "stage 2": after2["bleu4"]}
         if base is not None:
             bars["stage 2 only"] = base["bleu4"]
         _pictures(run, splits, {"stage 1": rows1, "stage 2": rows2}, histories, bars)
-        run.finish(metric="dev_bleu4", higher_is_better=True, before=(before or {}).get("bleu4", 0.0), after=after2["bleu4"], **result)
+        run.finish(metric="dev_bleu4", higher_is_better=True, before=before["bleu4"], after=after2["bleu4"], **result)
     return result
 
 
-def ensure_visual_weights(run: Run, cfg: dict[str, Any]) -> None:
+def ensure_visual_weights(run: Run | None, cfg: dict[str, Any]) -> None:
     """``model.visual.toy_pretrain`` with a ``tiny_cnn`` backbone and no weights file: train the ImageNet-style
-    initialisation (``flallm.pretrain``) once, save it in the run folder and point ``model.visual.weights`` at it."""
+    initialisation (``flallm.pretrain``) once, save it in the run folder (in the vislab cache without a run)
+    and point ``model.visual.weights`` at it."""
     v = cfg["model"]["visual"]
     if v.get("weights") or not v.get("toy_pretrain") or v["backbone"] != "tiny_cnn":
         return
     from flallm.pretrain import pretrain_tiny_backbone
 
-    path = run.checkpoints / f"toy_backbone_seed{int(cfg['seed'])}.pth"
+    width, size, seed = int(v.get("tiny_width", 16)), int(cfg["data"]["image_size"]), int(cfg["seed"])
+    if run is not None:
+        path = run.checkpoints / f"toy_backbone_seed{seed}.pth"
+    else:
+        from vislab.toy.cache import cache_root
+
+        path = cache_root() / "flallm" / f"toy_backbone_w{width}_s{size}_seed{seed}.pth"
     if not path.is_file():
-        sd, acc = pretrain_tiny_backbone(int(v.get("tiny_width", 16)), int(cfg["data"]["image_size"]), seed=int(cfg["seed"]))
+        sd, acc = pretrain_tiny_backbone(width, size, seed=seed)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         torch.save(sd, tmp)
         os.replace(tmp, path)  # every DDP rank computes the same weights; the last rename wins
-        run.log(f"ImageNet-style toy backbone: shape/hue accuracy {acc:.1f} % on held-out still images -> {path.name}")
+        if run is not None:
+            run.log(f"ImageNet-style toy backbone: shape/hue accuracy {acc:.1f} % on held-out still images -> {path.name}")
     v["weights"] = str(path)
 
 
@@ -293,4 +361,4 @@ def _pictures(run: Run, splits: dict[str, list[dict[str, Any]]], rows: dict[str,
         plot_bars(run.path("bleu4.png"), bars)
 
 
-__all__ = ["train", "evaluate", "extract_features", "build_tokenizer", "VislabError"]
+__all__ = ["fit", "train", "measure_before", "evaluate", "extract_features", "build_tokenizer", "VislabError"]
