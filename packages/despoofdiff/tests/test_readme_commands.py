@@ -59,7 +59,7 @@ def test_embedded_default_command(tmp_path, capsys):
         ("mcio_c_at_i", lambda r: R.lab_replica(r, "OCIM", videos=2), ["--data.source", "mcio", "--data.protocol", "C@I"]),
         ("mcio_loo", lambda r: R.lab_replica(r, "OCIM", videos=2), ["--data.source", "mcio", "--data.protocol", "O-C-I@M"]),
         ("casia_intra", lambda r: R.lab_replica(r, "C", videos=2), ["--data.source", "casia", "--data.protocol", "intra"]),
-        ("siw_p2", lambda r: R.siw_replica(r, train_subjects=(6, 7, 8, 11, 12), test_subjects=(9,)), ["--data.source", "siw", "--data.protocol", "2", "--data.fold", "3"]),
+        ("siw_p2", lambda r: R.siw_replica(r, train_subjects=(6, 7, 8, 11, 12), test_subjects=(9,)), ["--data.source", "siw", "--data.protocol", "2", "--data.fold", "3", "--data.crop", "boxes"]),
         ("siw_p3", lambda r: R.siw_replica(r, train_subjects=(6, 7, 8, 11, 12), test_subjects=(9,)), ["--data.source", "siw", "--data.protocol", "3", "--data.fold", "1"]),
     ],
 )
@@ -79,10 +79,10 @@ def test_siw_protocol_1(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_list_and_frames_layout_commands(tmp_path, capsys):
-    """``--data.source siw --data.lists.*`` (any path-label lists) and the CSV frame-folder layout."""
+    """``--data.source list --data.lists.*`` (any path-label lists) and the CSV frame-folder layout."""
     root = R.lab_replica(tmp_path / "lab", "C", videos=2)
     lists = {s: root / "dg_protocol" / f"CASIA_FASD_video_{s}.txt" for s in ("train", "dev", "test")}
-    run_ok(["--data.source", "siw", "--data.root", str(root), *[a for s, f in lists.items() for a in (f"--data.lists.{s}", str(f))],
+    run_ok(["--data.source", "list", "--data.root", str(root), *[a for s, f in lists.items() for a in (f"--data.lists.{s}", str(f))],
             "--data.label_format", "binary"], tmp_path / "list_run", capsys)
     # the frame-folder layout: <root>/<dataset>/frames/<video>/<frame>.png, protocols/<name>/{train,dev,test}.csv
     base = tmp_path / "frames_root" / "TOYSET"

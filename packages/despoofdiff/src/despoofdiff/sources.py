@@ -95,8 +95,17 @@ def check_entries(sets: dict[str, Any], strict: bool) -> None:
             raise VislabError(f"{split} list: {errors[0]}{more}")
 
 
+#: the protocol when ``data.protocol`` is null
+DEFAULT_PROTOCOL = {"toy": "intra", "oulu": "1", "siw": "1", "casia": "intra", "replay": "intra", "msu": "intra", "uniattack": "p1"}
+
+
 def load_source(data: dict[str, Any]) -> dict[str, FaceItems]:
     src = data["source"]
+    if data.get("protocol") is None:
+        if src not in DEFAULT_PROTOCOL:
+            raise ConfigError(f"data.source={src} needs data.protocol")
+        data = {**data, "protocol": DEFAULT_PROTOCOL[src]}
+    data = {**data, "protocol": str(data["protocol"])}
     res = int(data["resolution"])
     if src == "toy":
         sets = toy_sets(data)

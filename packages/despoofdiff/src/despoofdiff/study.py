@@ -133,7 +133,7 @@ def study_main(argv: list[str]) -> int:
     args, rest = study_parser().parse_known_args(argv)
     if args.jobs < 1:
         raise VislabError("--jobs must be >= 1")
-    if any(a in ("--seed", "--output-dir", "--resume") or a.startswith(("--seed=", "--output-dir=")) for a in rest):
+    if any(a in ("--seed", "--output-dir", "--resume", "--overwrite") or a.startswith(("--seed=", "--output-dir=")) for a in rest):
         raise VislabError("despoofdiff study sets --seed and --output-dir of each run itself; use --seeds and the study's --output-dir")
     out = (args.output_dir or Path("runs") / "despoofdiff-study" / datetime.now().strftime("%Y%m%d-%H%M%S")).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -146,10 +146,13 @@ def study_main(argv: list[str]) -> int:
     while todo or running:
         while todo and len(running) < args.jobs:
             s = todo.pop(0)
-            (out / f"seed{s}").mkdir(exist_ok=True)
-            log = open(out / f"seed{s}" / "train.log", "w")
-            cmd = [sys.executable, "-m", "despoofdiff", "--output-dir", str(out / f"seed{s}"), "--seed", str(s), *rest]
-            print(f"  seed {s}: {' '.join(cmd[2:])} (log: {out / f'seed{s}' / 'train.log'})", file=sys.stderr, flush=True)
+            run_dir = out / f"seed{s}"
+            again = []  # a seed stopped earlier continues from its checkpoints; an empty start is replaced
+            if run_dir.is_dir() and any(run_dir.iterdir()):
+                again = ["--resume"] if any((run_dir / "checkpoints").rglob("last.ckpt")) else ["--overwrite"]
+            log = open(out / f"seed{s}.log", "a")
+            cmd = [sys.executable, "-m", "despoofdiff", "--output-dir", str(run_dir), "--seed", str(s), *again, *rest]
+            print(f"  seed {s}: {' '.join(cmd[2:])} (log: {out / f'seed{s}.log'})", file=sys.stderr, flush=True)
             running.append((s, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
         time.sleep(1.0)
         for item in list(running):
@@ -162,7 +165,7 @@ def study_main(argv: list[str]) -> int:
             if p.returncode != 0:
                 failed.append(s)
     if failed:
-        raise VislabError(f"seed(s) {failed} failed; see {out}/seed<S>/train.log (finished seeds are kept: rerun the same command to continue)")
+        raise VislabError(f"seed(s) {failed} failed; see {out}/seed<S>.log (finished seeds are kept: rerun the same command to continue)")
     per_seed = {s: flat_models(json.loads((out / f"seed{s}" / "metrics.json").read_text())) for s in args.seeds}
     runs = {s: json.loads((out / f"seed{s}" / "metrics.json").read_text()) for s in args.seeds}
     summary = summarise(per_seed)

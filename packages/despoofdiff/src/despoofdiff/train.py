@@ -197,6 +197,7 @@ def train(run: Run) -> dict[str, Any]:
 
     from despoofdiff.cache import NoiseCache, compute_noise
     from despoofdiff.pictures import save_despoof_grid, save_roc, save_samples
+    from despoofdiff.sources import DEFAULT_PROTOCOL
 
     cfg = run.config
     runtime.setup(int(cfg["seed"]), threads=cfg.get("threads"))
@@ -316,7 +317,7 @@ def train(run: Run) -> dict[str, Any]:
     from vislab.runtime import is_main_process
 
     extra: dict[str, Any] = {
-        "protocol": cfg["data"]["protocol"],
+        "protocol": str(cfg["data"]["protocol"] if cfg["data"]["protocol"] is not None else DEFAULT_PROTOCOL.get(cfg["data"]["source"])),
         "source": cfg["data"]["source"],
         "streams": c["streams"],
         "translator": b["translator"],
