@@ -111,6 +111,10 @@ def test_embedded_default_reduced_and_resume(tmp_path):
         assert (out / f).is_file(), f
     s = load_ply(out / "point_cloud.ply")
     assert s["shN"].shape[1] == 15 and not s["shN"].any()  # SH 3 with zero bands (INRIA's loader)
+    from vislab.models import load_run
+
+    assert torch.equal(load_run(out)["means"], s["means"])  # sags.load, the run folder's hook
+    assert len(load_run(out, segmented=True)["means"]) == len(np.load(out / "segmentation/labels.npy"))
     lab = np.load(out / "segmentation/labels.npy")
     assert lab.dtype == np.int8 and len(lab) >= len(s["means"])
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)

@@ -20,6 +20,20 @@ _LAZY = {
 }
 
 
+def load(run_dir, segmented: bool = False):
+    """The fitted Gaussians of a ``sags`` output folder (``vislab.models.load_run``'s hook): ``point_cloud.ply``,
+    or with ``segmented=True`` ``segmentation/scene.ply`` (the scene after Gaussian Decomposition, whose rows
+    match ``segmentation/labels.npy``). Cameras: ``load_cameras(run_dir / "cameras.json")``."""
+    from pathlib import Path
+
+    from vislab.io import require_dir
+
+    from sags.gaussians import load_ply
+
+    d = require_dir(Path(run_dir), "sags run folder")
+    return load_ply(d / "segmentation" / "scene.ply" if segmented else d / "point_cloud.ply")
+
+
 def __getattr__(name: str):
     if name in _LAZY:
         import importlib
@@ -28,4 +42,4 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", "load", *_LAZY]

@@ -1,32 +1,12 @@
-"""Pictures: render grids and mask overlays (PNG, written atomically)."""
+"""Pictures: mask overlays; PNG writing and grids come from :mod:`vislab.pictures` (atomic writes)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from torch import Tensor
-from vislab.io import atomic_path
+from vislab.pictures import grid, save_png, to_u8
 
-
-def to_u8(img: Tensor | np.ndarray) -> np.ndarray:
-    """[H, W, 3] float in [0, 1] -> uint8."""
-    a = img.detach().cpu().numpy() if isinstance(img, Tensor) else np.asarray(img)
-    if a.dtype == np.uint8:
-        return a
-    return (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
-
-
-def save_png(img: np.ndarray | Tensor, path: str | Path, scale: int = 1) -> Path:
-    """Save an image (uint8 or float [0, 1]); ``scale`` enlarges with nearest-neighbour."""
-    from PIL import Image
-
-    im = Image.fromarray(to_u8(img))
-    if scale > 1:
-        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
-    with atomic_path(path) as tmp:
-        im.save(tmp, format="PNG")
-    return Path(path)
+__all__ = ["overlay", "grid", "save_png", "to_u8"]
 
 
 def overlay(
@@ -49,17 +29,3 @@ def overlay(
             i, j = int(np.clip(y, 0, H - 1)), int(np.clip(x, 0, W - 1))
             a[max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2] = (1.0, 1.0, 0.0)
     return (a * 255).round().astype(np.uint8)
-
-
-def grid(rows: list[list[np.ndarray | Tensor]], pad: int = 2) -> np.ndarray:
-    """Tile equally sized images into a grid with white padding."""
-    rows_u8 = [[to_u8(x) for x in r] for r in rows]
-    H, W = rows_u8[0][0].shape[:2]
-    ncol = max(len(r) for r in rows_u8)
-    out = np.full((len(rows_u8) * (H + pad) + pad, ncol * (W + pad) + pad, 3), 255, np.uint8)
-    for i, r in enumerate(rows_u8):
-        for j, x in enumerate(r):
-            out[
-                pad + i * (H + pad) : pad + i * (H + pad) + H, pad + j * (W + pad) : pad + j * (W + pad) + W
-            ] = x[..., :3]
-    return out
