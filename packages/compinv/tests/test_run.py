@@ -68,9 +68,9 @@ def test_generate_command_and_bad_input(tiny_dirs, tmp_path, capsys):
     ]
     r = run_module("compinv", bad[1][0], timeout=600)  # one as a real process: exit 2, one line, no traceback
     assert r.returncode == 2 and "bad.safetensors" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
-    for a, msg in bad:  # the rest in-process (same method_main error path)
+    for i, (a, msg) in enumerate(bad):  # the rest in-process (same method_main error path)
         capsys.readouterr()
-        rc = main(a)
+        rc = main(a if a[0] == "generate" else a + ["--output-dir", str(tmp_path / f"bad{i}")])
         err = capsys.readouterr().err
         assert rc == 2 and msg in err and "Traceback" not in err, (a, err[-2000:])
     assert not (tmp_path / "g2" / "seed0.png").exists()
