@@ -101,6 +101,21 @@ class RunBookkeeping(Callback):
             INTERRUPTED.add("fit")
 
 
+class KillAfterCheckpoint(Callback):
+    """Fault injection for the kill-and-resume tests: ``VISLAB_KILL_AFTER_STEP=N`` SIGKILLs the process
+    at the first training batch after step ``N`` once a checkpoint of this run exists (as a crash or
+    an OOM kill would, with no chance to clean up)."""
+
+    def __init__(self, step: int, dirpath: str):
+        self.step, self.dirpath = step, dirpath
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step > self.step and os.path.isfile(os.path.join(self.dirpath, "last.ckpt")):
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 def extra_loggers(run: Run) -> list[Any]:
     """The loggers asked for with ``--logger`` besides CSV, writing under ``<run>/logs``."""
     out: list[Any] = []
@@ -160,6 +175,8 @@ def build_trainer(run: Run | None, trainer_cfg: dict[str, Any], callbacks: list[
             ckpt_cfg = {"enable_version_counter": False, **ckpt_cfg}
             cbs.append(ModelCheckpoint(dirpath=str(run.checkpoints), save_last=True, **ckpt_cfg))
             cbs.append(SaveLastOnTrainEnd(str(run.checkpoints)))
+            if os.environ.get("VISLAB_KILL_AFTER_STEP") and not run.resume:
+                cbs.append(KillAfterCheckpoint(int(os.environ["VISLAB_KILL_AFTER_STEP"]), str(run.checkpoints)))
     else:
         kw.setdefault("logger", False)
         kw.setdefault("enable_checkpointing", False)
