@@ -53,3 +53,18 @@ def test_oracle_scores_missing_objects_and_wrong_colours():
     assert s["drop_rate"] == 0.5 and s["images"] == 4
     with pytest.raises(ValueError):
         oracle.score(grey, ["a", "b"])
+
+
+def test_failure_mode_prompts_and_concept_images():
+    from vislab.toy import failures
+
+    prompts = failures.two_object_prompts(40, seed=3)
+    assert len(set(prompts)) > 30
+    for p in prompts:
+        a, b = oracle.parse_prompt(p)
+        assert a["shape"] != b["shape"] and a["color"] != b["color"]
+        assert (a["color"], a["shape"]) not in world.HELD_OUT and (b["color"], b["shape"]) not in world.HELD_OUT
+    imgs = failures.concept_images(4)
+    assert imgs.shape == (4, 3, 32, 32)
+    for r in oracle.score(imgs, "a pink star"):  # the oracle sees the concept in its own training images
+        assert r["objects"][0]["color"] == "pink"
