@@ -26,6 +26,14 @@ from flallm.model import LLMAdapter, VisualEncoder, VLAdapter, build_light_t, bu
 from flallm.tokenizer import SignTokenizer
 
 
+def adam(groups: list[dict[str, Any]], weight_decay: float = 0.0) -> torch.optim.Adam:
+    """Adam over parameter groups with PyTorch's fused kernel where every parameter is a float tensor on CPU or CUDA
+    (same update as the per-parameter loop, one kernel per step), else the multi-tensor ``foreach`` kernel."""
+    ps = [p for g in groups for p in g["params"]]
+    fused = {p.device.type for p in ps} <= {"cpu", "cuda"} and all(p.dtype in (torch.float32, torch.float16, torch.bfloat16) for p in ps)
+    return torch.optim.Adam(groups, weight_decay=weight_decay, **({"fused": True} if fused else {"foreach": True}))
+
+
 def build_visual(mcfg: dict[str, Any]) -> VisualEncoder:
     v = mcfg["visual"]
     return VisualEncoder(v["backbone"], v.get("weights"), int(v["temporal_dim"]), int(v["temporal_kernel"]), int(v.get("tiny_width", 16)))
@@ -206,7 +214,7 @@ class Stage2Module(_TranslationModule):
         if not self.freeze_visual:
             groups.append({"params": list(self.visual.parameters()), "lr": float(c["lr_visual"])})
         groups = [g for g in groups if g["params"]]
-        return self._cosine(torch.optim.Adam(groups, weight_decay=float(c.get("weight_decay", 0.0))))
+        return self._cosine(adam(groups, weight_decay=float(c.get("weight_decay", 0.0))))
 
     def payload(self) -> dict[str, Any]:
         p = super().payload()
