@@ -11,9 +11,10 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where it is used: `<pkg> --help` stays fast
+    import numpy as np
 
 from vislab.errors import InputError
 
@@ -42,6 +43,7 @@ def require_dir(path: str | Path, what: str = "directory") -> Path:
 
 def load_image(path: str | Path, mode: str = "RGB", size: int | tuple[int, int] | None = None) -> np.ndarray:
     """Read an image as ``uint8`` array (H, W, C); corrupt files raise InputError naming the file."""
+    import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     p = require_file(path, "image")
@@ -104,6 +106,8 @@ def save_torch(obj: Any, path: str | Path) -> Path:
 
 def _numpy_globals() -> list[tuple[Any, str]]:
     """Numpy names a checkpoint may hold (scalars and arrays in metadata), under numpy 1 and 2 paths."""
+    import numpy as np
+
     mult = getattr(np, "_core", np.core).multiarray  # type: ignore[attr-defined]
     out: list[tuple[Any, str]] = []
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
@@ -198,6 +202,8 @@ class SafeUnpickler(pickle.Unpickler):
 
 def _safe_reconstructor(cls: Any, base: Any, state: Any) -> Any:
     import copyreg
+
+    import numpy as np
 
     ok = (np.ndarray, np.dtype, dict, list, tuple, set, frozenset, object, int, float, str, bytes)
     if not (isinstance(cls, type) and issubclass(cls, ok) and base in ok and (cls.__module__ in ("builtins",) or cls.__module__.startswith("numpy"))):
