@@ -6,13 +6,23 @@ from __future__ import annotations
 def main(argv: list[str] | None = None) -> int:
     from vislab.run import method_main
 
-    from diffspeaker.commands import animate_main, convert_main, evaluate_main
-    from diffspeaker.train import train
+    def command(name: str):
+        def run(args: list[str]) -> int | None:
+            from diffspeaker import commands
+
+            return getattr(commands, f"{name}_main")(args)
+
+        return run
+
+    def train(run):
+        from diffspeaker.train import train as fit_and_evaluate
+
+        return fit_and_evaluate(run)
 
     return method_main(
         "diffspeaker",
         train,
         argv,
-        commands={"animate": animate_main, "convert": convert_main, "evaluate": evaluate_main},
+        commands={name: command(name) for name in ("animate", "convert", "evaluate")},
         description="DiffSpeaker: speech-driven 3D facial animation with a diffusion transformer (arXiv:2402.05712).",
     )
