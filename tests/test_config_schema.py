@@ -59,3 +59,20 @@ def test_a_paper_preset_accepts_every_default_key():
     """A key the default has and a preset once lacked is still accepted with that preset."""
     cfg = resolve_config("incantations", "paper", None, ["--eval.ablation_no_semantic", "true"])
     assert cfg["eval"]["ablation_no_semantic"] is True
+
+
+def test_help_imports_no_heavy_library():
+    """``<pkg> --help`` must answer at once: it imports neither torch, numpy nor Lightning (about 1 s for all ten)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib, sys\n"
+        f"for pkg in {PACKAGES!r}:\n"
+        "    importlib.import_module(pkg + '.cli').main(['--help'])\n"
+        "heavy = [m for m in ('torch', 'numpy', 'pytorch_lightning', 'transformers', 'diffusers') if m in sys.modules]\n"
+        "sys.stderr.write(repr(heavy))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr.strip().endswith("[]"), r.stderr[-500:]
