@@ -91,7 +91,7 @@ class IncantationLearner(FollowsDevice, pl.LightningModule):
         self.register_buffer("best_ids", self.prompt.project().clone(), persistent=False)
         self.history: list[dict[str, float]] = []
         self._ti_cache: dict[int, torch.Tensor] = {}
-        self._ti_uncond: dict[int, torch.Tensor] = {}  # eps_u at the cached latent of step k (no learned prompt in it)
+        self._ti_uncond_cache: dict[int, torch.Tensor] = {}  # eps_u at the cached latent of step k (no learned prompt in it)
         self._scored: dict[tuple[int, ...], float] = {}
         self._sched = ddim_scheduler(frozen.sd, cfg.steps)
         self._uncond_cache: torch.Tensor | None = None
@@ -146,7 +146,7 @@ class IncantationLearner(FollowsDevice, pl.LightningModule):
         return [sd.text_encoder, sd.vae, sd.unet, self.frozen.clip]
 
     def on_fit_end(self) -> None:
-        self._ti_cache, self._ti_uncond = {}, {}  # latents of the last refresh: not needed after learning
+        self._ti_cache, self._ti_uncond_cache = {}, {}  # latents of the last refresh: not needed after learning
 
     def terms(self) -> dict[str, torch.Tensor]:
         """Every loss term at the current slots."""
@@ -177,15 +177,15 @@ class IncantationLearner(FollowsDevice, pl.LightningModule):
             with torch.no_grad():
                 out = sample(fr.sd, fr.H(emb), self.uncond(), initial_latents(fr.sd, c.seed), c.steps, c.cfg,
                              keep_latents=tuple(range(c.k_c, c.k_f + 1)))
-            self._ti_cache, self._ti_uncond = out["z"], {}
+            self._ti_cache, self._ti_uncond_cache = out["z"], {}
         k = c.k_c + round((c.k_f - c.k_c) * min(it / max(c.iters - 1, 1), 1.0))
         sched = self._sched
         t = sched.timesteps[k]
         z = self._ti_cache[k]
-        if k not in self._ti_uncond:
+        if k not in self._ti_uncond_cache:
             with torch.no_grad():
-                self._ti_uncond[k] = fr.sd.unet(z, t, encoder_hidden_states=self.uncond()).sample
-        eps = guided_eps(fr.sd, z, t, fr.H(emb), self.uncond(), c.cfg, eps_uncond=self._ti_uncond[k])
+                self._ti_uncond_cache[k] = fr.sd.unet(z, t, encoder_hidden_states=self.uncond()).sample
+        eps = guided_eps(fr.sd, z, t, fr.H(emb), self.uncond(), c.cfg, eps_uncond=self._ti_uncond_cache[k])
         img = fr.sd.decode_latents(x0_from_eps(sched, self._ti_cache[k], eps, t))
         return alignment_loss(self.g_p, fr.f(img))
 
