@@ -23,6 +23,7 @@ import copy
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -177,13 +178,14 @@ def add_config_options(
             default = None
         dest = opt.dest or name.lstrip("-").replace("-", "_")
         desc = opt.help if opt.help is not None else f.help
-        shown = unset if default is None else _shown(default)
-        help_text = f"{desc + ' ' if desc else ''}[{opt.key}: {f.type_text()}] (default: {shown})".replace("%", "%%")
+        shown = "required" if opt.required else f"default: {unset if default is None else _shown(default)}"
+        help_text = f"{desc + ' ' if desc else ''}[{opt.key}: {f.type_text()}] ({shown})".replace("%", "%%")
         kw: dict[str, Any] = {"dest": dest, "default": default, "help": help_text, "required": opt.required}
         if f.kind == "bool" and opt.type is None:
             parser.add_argument(name, action=_GivenBool, **kw)
         else:
-            metavar = opt.metavar or ("{" + ",".join(f.choices) + "}" if f.choices else {"any": "VALUE"}.get(f.kind, f.kind.upper()))
+            metavar = opt.metavar or ("{" + ",".join(f.choices) + "}" if f.choices else
+                                      getattr(opt.type, "__name__", {"any": "VALUE"}.get(f.kind, f.kind)).upper())
             parser.add_argument(name, action=_Given, type=_converter(f, name, opt.type), metavar=metavar, **kw)
         registry[dest] = (opt.key, f, name)
 
@@ -223,3 +225,17 @@ def apply_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> dict[s
             node = nxt
         node[last] = value
     return out
+
+
+def trained_config(checkpoint: str | Path, package: str) -> dict[str, Any]:
+    """The resolved ``config.yaml`` of the run folder a checkpoint lies in (``RUN/checkpoints/x.ckpt``
+    -> ``RUN/config.yaml``); the package's default preset for a checkpoint moved out of its run folder (or keys the run lacks)."""
+    from vislab.config import deep_merge, read_yaml
+    from vislab.run import load_preset
+
+    base = load_preset(package)  # keys a run of an older version did not write keep their default
+    p = Path(checkpoint).expanduser().resolve()
+    for folder in (p.parent, p.parent.parent):
+        if (folder / "config.yaml").is_file():
+            return deep_merge(base, read_yaml(folder / "config.yaml"))
+    return base
