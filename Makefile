@@ -4,10 +4,10 @@ UV ?= uv
 PYTEST = $(UV) run --no-sync python -m pytest
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup test test-shared test-workspace lint train bench build gpu-check help
+.PHONY: setup test test-shared test-workspace test-wheels lint train bench build gpu-check help
 
 help:
-	@echo "make setup | test | test-<pkg> | test-shared | test-workspace | lint | train PKG=<pkg> | bench [PKG=<pkg>] | build | gpu-check"
+	@echo "make setup | test | test-<pkg> | test-shared | test-workspace | test-wheels | lint | train PKG=<pkg> | bench [PKG=<pkg>] | build | gpu-check"
 
 setup:
 	$(UV) sync --locked --all-packages --group dev
@@ -17,6 +17,9 @@ test: setup
 
 test-shared: setup
 	$(PYTEST) shared/tests -q
+
+test-wheels: setup
+	VISLAB_TEST_WHEELS=1 $(PYTEST) tests/test_wheels.py -q -ra
 
 test-workspace: setup
 	$(PYTEST) tests -q
