@@ -123,9 +123,15 @@ class ClipVisionEncoder(nn.Module):
 def encode_text_fp32(clip: nn.Module, embeds: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """Frozen CLIP text features (B, d) in fp32 with autocast switched off: a text tower run in fp16/bf16
     with learnable context gives NaNs or poor gradients (DualCoOp keeps CLIP in fp32 for this reason).
-    embeds (B, L, W_tok), ids (B, L)."""
+    embeds (B, L, W_tok), ids (B, L).
+
+    The text tower is causal and pools at each row's first EOT, so the padding after the last EOT of the batch
+    cannot change the features: the rows are cut there (the class prompts are short, the context is 77)."""
+    from vislab.clip.encoder import eos_positions
+
+    n = int(eos_positions(ids).max()) + 1
     with torch.autocast(embeds.device.type, enabled=False):
-        return clip.encode_text_embeddings(embeds.float(), ids).float()
+        return clip.encode_text_embeddings(embeds[:, :n].float(), ids[:, :n]).float()
 
 
 class LabelSelfAttention(nn.Module):

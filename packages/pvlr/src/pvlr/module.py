@@ -29,6 +29,14 @@ def clip_architecture(clip, spec: dict[str, Any]) -> dict[str, Any]:
     return embedded_clip_spec(clip, spec)
 
 
+def adamw(groups: list[dict[str, Any]]) -> torch.optim.AdamW:
+    """AdamW over parameter groups, with PyTorch's fused kernel where every parameter is a float tensor on CPU or
+    CUDA (same update as the per-parameter loop, one kernel per step), else the multi-tensor ``foreach`` kernel."""
+    ps = [p for g in groups for p in g["params"]]
+    fused = {p.device.type for p in ps} <= {"cpu", "cuda"} and all(p.dtype in (torch.float32, torch.float16, torch.bfloat16) for p in ps)
+    return torch.optim.AdamW(groups, **({"fused": True} if fused else {"foreach": True}))
+
+
 class PVLRModule(pl.LightningModule):
     """Trains :class:`PVLR`; logs ``val/mAP`` (and CF1/OF1) each validation epoch."""
 
@@ -88,7 +96,7 @@ class PVLRModule(pl.LightningModule):
         ]
         if groups["backbone"]:
             params.append({"params": groups["backbone"], "lr": o["lr"] * o["backbone_lr_mult"], "weight_decay": o["weight_decay"]})
-        opt = torch.optim.AdamW([g for g in params if g["params"]])
+        opt = adamw([g for g in params if g["params"]])
         total = int(self.trainer.estimated_stepping_batches)
         if o.get("schedule", "onecycle") != "onecycle" or total < 2:
             return opt
