@@ -43,16 +43,18 @@ def animate_parser() -> argparse.ArgumentParser:
         default=Path("."),
         help="where to write <audio stem>.npy and the video (default .)",
     )
-    p.add_argument(
-        "--steps", type=int, default=None, help="DDIM steps (default: the checkpoint's sampling.steps, 50)"
+    from vislab.cmdline import Option, add_config_options
+
+    add_config_options(
+        p,
+        "diffspeaker",
+        {
+            "--steps": Option("sampling.steps", help="DDIM steps"),
+            "--guidance": Option("sampling.guidance"),
+            "--seed": Option("sampling.eval_seed", default=0, help="seed of the sampling noise"),
+        },
+        unset="the checkpoint's",
     )
-    p.add_argument(
-        "--guidance",
-        type=float,
-        default=None,
-        help="classifier-free guidance scale (default: the checkpoint's)",
-    )
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--video", choices=["mp4", "gif", "none"], default="mp4", help="video format (mp4 carries the audio)"
     )
@@ -178,24 +180,29 @@ def convert_parser() -> argparse.ArgumentParser:
         type=Path,
         help="official .ckpt (e.g. vocaset/wav2vec2.ckpt from the authors' release)",
     )
-    p.add_argument(
-        "--dataset",
-        required=True,
-        choices=["vocaset", "biwi"],
-        help="which dataset the checkpoint was trained on",
+    from vislab.cmdline import Option, add_config_options
+
+    add_config_options(
+        p,
+        "diffspeaker",
+        {"--dataset": Option("data.source", choices=("vocaset", "biwi"), required=True,
+                             help="which dataset the checkpoint was trained on")},
     )
     p.add_argument("--out", required=True, type=Path, help="where to write the converted .ckpt")
-    p.add_argument(
-        "--data-root",
-        type=Path,
-        default=None,
-        help="dataset folder: stores lip/upper-face regions, faces and a template for animate/eval",
-    )
-    p.add_argument(
-        "--audio-encoder",
-        type=Path,
-        default=None,
-        help="local transformers folder whose config.json describes the backbone (default: wav2vec2-base sizes)",
+    add_config_options(
+        p,
+        "diffspeaker",
+        {
+            "--data-root": Option(
+                "data.root", type=Path,
+                help="dataset folder: stores lip/upper-face regions, faces and a template for animate/eval",
+            ),
+            "--audio-encoder": Option(
+                "audio.path", type=Path,
+                help="local transformers folder whose config.json describes the backbone (unset: wav2vec2-base sizes)",
+            ),
+        },
+        unset="none",
     )
     return p
 
@@ -239,12 +246,24 @@ def evaluate_parser() -> argparse.ArgumentParser:
         description="LVE/FDD of a checkpoint on VOCASET or BIWI (official protocol: repeated runs, mean +- 1.96 std/sqrt(n)).",
     )
     p.add_argument("--checkpoint", required=True, type=Path)
-    p.add_argument("--data-root", required=True, type=Path, help="dataset folder in the official layout")
-    p.add_argument("--dataset", required=True, choices=["vocaset", "biwi"])
+    from vislab.cmdline import Option, add_config_options
+
+    add_config_options(
+        p,
+        "diffspeaker",
+        {
+            "--data-root": Option("data.root", type=Path, required=True, help="dataset folder in the official layout"),
+            "--dataset": Option("data.source", choices=("vocaset", "biwi"), required=True),
+        },
+    )
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--runs", type=int, default=10, help="repeated test runs (seeds 1234, 0, 10, 20, ...)")
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the checkpoint's)")
-    p.add_argument("--batch-size", type=int, default=8)
+    add_config_options(
+        p,
+        "diffspeaker",
+        {"--steps": Option("sampling.steps", help="DDIM steps"), "--batch-size": Option("eval.batch_size", default=8)},
+        unset="the checkpoint's",
+    )
     p.add_argument("--output", type=Path, default=None, help="write the results as JSON here")
     return p
 

@@ -20,7 +20,11 @@ def translate_parser() -> argparse.ArgumentParser:
                                             "Prints one line per input: INPUT<TAB>SENTENCE.")
     p.add_argument("--checkpoint", required=True, type=Path, help="a flallm checkpoint (stage2-best.ckpt, last.ckpt or stage1.ckpt)")
     p.add_argument("inputs", nargs="+", type=Path, help="videos (.mp4/.avi/..., .gif, .npy (T,H,W,3)) or folders of frame images")
-    p.add_argument("--beams", type=int, default=None, help="beam size (default: the checkpoint's decode setting)")
+    from vislab.cmdline import Option, add_config_options
+
+    add_config_options(p, "flallm", {"--beams": Option("stage2.decode.num_beams", help="beam size of the translation (stage-1 "
+                                                                                       "checkpoints: stage1.decode.num_beams)")},
+                       unset="the checkpoint's decode setting")
     p.add_argument("--output", type=Path, default=None, help="also write a JSON list of {input, translation} here")
     p.add_argument("--pictures", type=Path, default=None, help="also write a frame strip with the translation per input into this folder")
     p.add_argument("--device", default=None, help="cpu / cuda (default: the best available)")
@@ -80,12 +84,16 @@ def trim_parser() -> argparse.ArgumentParser:
                                             "embedding, LM head and final_logits_bias; writes a transformers folder plus flallm_trim.json (the id map).")
     p.add_argument("--model", required=True, type=Path, help="local mBART folder (config + weights + tokenizer)")
     p.add_argument("--out", required=True, type=Path, help="output folder (must not exist unless --overwrite)")
-    p.add_argument("--lang", required=True, help="target language code, e.g. de_DE (PHOENIX14T), zh_CN (CSL-Daily), en_XX (How2Sign)")
+    from vislab.cmdline import Option, add_config_options
+
+    add_config_options(p, "flallm", {"--lang": Option("data.lang", required=True, help="target language code, e.g. de_DE (PHOENIX14T), "
+                                                                                     "zh_CN (CSL-Daily), en_XX (How2Sign)")})
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--sentences", type=Path, help="text file with one training sentence per line")
-    src.add_argument("--data-source", choices=["phoenix14t", "csl_daily", "how2sign", "gfslt", "manifest"], help="read the train split of this layout")
-    p.add_argument("--data-root", type=Path, help="dataset folder for --data-source")
-    p.add_argument("--image-root", type=Path, help="gfslt: image root")
+    add_config_options(src, "flallm", {"--data-source": Option("data.source", choices=("phoenix14t", "csl_daily", "how2sign", "gfslt", "manifest"),
+                                                               help="read the train split of this layout")}, unset="none")
+    add_config_options(p, "flallm", {"--data-root": Option("data.root", type=Path, help="dataset folder for --data-source"),
+                                     "--image-root": Option("data.image_root", type=Path)}, unset="none")
     p.add_argument("--any-lang", action="store_true", help="accept a language code outside mBART-cc25's 25")
     p.add_argument("--overwrite", action="store_true")
     return p

@@ -41,7 +41,9 @@ def predict_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="pvlr predict", description="Multi-label predictions for images.")
     p.add_argument("--checkpoint", required=True, help="a pvlr Lightning checkpoint (e.g. runs/pvlr/.../checkpoints/last.ckpt)")
     p.add_argument("images", nargs="+", help="image files")
-    p.add_argument("--threshold", type=float, default=0.5)
+    from vislab.cmdline import add_config_options, apply_overrides, config_overrides, trained_config
+
+    add_config_options(p, "pvlr", {"--threshold": "threshold"}, unset="the run's threshold, beside the checkpoint")
     p.add_argument("--csv", type=Path, default=None, help="also write image,label,score rows here")
     from vislab.runtime import add_device_argument, pick_device
 
@@ -49,6 +51,7 @@ def predict_main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     dev = pick_device(args.device)
     module = load_module(args.checkpoint).to(dev)
+    threshold = float(apply_overrides(trained_config(args.checkpoint, "pvlr"), config_overrides(args))["threshold"])
     size = int(module.hparams.model.get("image_size", 224))
     names = module.hparams.classnames
     imgs = torch.stack([torch.from_numpy(load_image(f, size=size)).permute(2, 0, 1).float() / 255 for f in args.images])
@@ -56,8 +59,8 @@ def predict_main(argv: list[str]) -> int:
         scores = torch.sigmoid(module(imgs.to(dev)).float()).cpu()
     rows = []
     for f, s in zip(args.images, scores):
-        picked = [(names[k], float(s[k])) for k in torch.argsort(s, descending=True) if s[k] >= args.threshold]
-        text = ", ".join(f"{n} {v:.2f}" for n, v in picked) or f"(nothing above {args.threshold}; best: {names[int(s.argmax())]} {float(s.max()):.2f})"
+        picked = [(names[k], float(s[k])) for k in torch.argsort(s, descending=True) if s[k] >= threshold]
+        text = ", ".join(f"{n} {v:.2f}" for n, v in picked) or f"(nothing above {threshold}; best: {names[int(s.argmax())]} {float(s.max()):.2f})"
         sys.stdout.write(f"{f}: {text}\n")
         rows += [(f, n, f"{v:.4f}") for n, v in picked]
     if args.csv:

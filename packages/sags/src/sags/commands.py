@@ -62,37 +62,42 @@ def segment_main(argv: list[str]) -> int:
         required=True,
         help="cameras.json (INRIA), transforms.json or a COLMAP sparse/0 folder, in the PLY's frame",
     )
-    p.add_argument("--view", type=int, default=0, help="index of the reference view (default 0)")
-    p.add_argument("--points", default=None, help="positive clicks 'x,y;x,y' in pixels of the reference view")
     p.add_argument(
         "--scribble",
         default=None,
         help="scribble image (non-zero = object): up to 5 clicks by farthest-point sampling",
     )
-    p.add_argument("--neg", default=None, help="negative clicks 'x,y;x,y'")
-    p.add_argument(
-        "--provider", default="sam", choices=["sam", "floodfill"], help="mask provider (default sam)"
+    from vislab.cmdline import Option, add_config_options
+
+    # the defaults of a standalone segmentation are SegmentConfig's ([C] official code, [R] our choice; see README)
+    add_config_options(
+        p,
+        "sags",
+        {
+            "--view": Option("segment.ref_view", default=0, help="index of the reference view"),
+            "--points": Option("segment.points", help="positive clicks 'x,y;x,y' in pixels of the reference view"),
+            "--neg": Option("segment.neg_points", help="negative clicks 'x,y;x,y'"),
+            "--provider": Option("segment.provider", default="sam", choices=("sam", "floodfill"), help="mask provider"),
+            "--sam-checkpoint": Option("segment.sam_checkpoint", help="local SAM checkpoint (sam_vit_b_01ec64.pth, ...)"),
+            "--sam-type": Option("segment.sam_type", default="vit_b"),
+            "--sam-k": Option("segment.sam_k", help="fixed multimask output (0..2); unset: best score in the reference view"),
+            "--lift": Option("segment.lift", default="depth", choices=("depth", "nearest")),
+            "--tau": Option("segment.tau", default=0.7, help="voting threshold"),
+            "--vote-denominator": Option(
+                "segment.vote_denominator",
+                default="official",
+                choices=("official", "all", "valid"),
+                help="official: the mode must be 1 and n1 > tau*V; all: n1 > tau*V; valid: n1 > tau*n_valid, for 360-degree captures",
+            ),
+            "--occlusion-test": Option("segment.occlusion_test", default=False,
+                                       help="also apply the depth test in label assignment"),
+            "--gd": Option("segment.gd", default=True, help="Gaussian Decomposition (--no-gd skips it)"),
+            "--gd-mode": Option("segment.gd_mode", default="split", choices=("split", "official")),
+            "--gd-stage": Option("segment.gd_stage", default="after_vote"),
+            "--gd-views": Option("segment.gd_views", default=5),
+        },
+        unset="none",
     )
-    p.add_argument("--sam-checkpoint", default=None, help="local SAM checkpoint (sam_vit_b_01ec64.pth, ...)")
-    p.add_argument("--sam-type", default="vit_b", choices=["vit_b", "vit_l", "vit_h", "tiny"])
-    p.add_argument(
-        "--sam-k",
-        type=int,
-        default=None,
-        help="fixed multimask output (0..2); default: best score in the reference view",
-    )
-    p.add_argument("--lift", default="depth", choices=["depth", "nearest"])
-    p.add_argument("--tau", type=float, default=0.7)
-    p.add_argument(
-        "--vote-denominator",
-        default="official",
-        choices=["official", "all", "valid"],
-        help="official: the mode must be 1 and n1 > tau*V; all: n1 > tau*V; valid: for 360-degree captures",
-    )
-    p.add_argument("--occlusion-test", action="store_true")
-    p.add_argument("--no-gd", action="store_true", help="skip Gaussian Decomposition")
-    p.add_argument("--gd-mode", default="split", choices=["split", "official"])
-    p.add_argument("--gd-views", type=int, default=5)
     p.add_argument("--background", default="0,0,0", help="render background r,g,b in [0,1]")
     p.add_argument("--out", required=True, help="output folder")
     _add_size_arguments(p)
@@ -243,12 +248,13 @@ def eval_main(argv: list[str]) -> int:
     p.add_argument(
         "--gt-masks", nargs="+", required=True, help="mask images (non-zero = object), one per view"
     )
-    p.add_argument(
-        "--mode",
+    from vislab.cmdline import Option, add_config_options
+
+    add_config_options(p, "sags", {"--mode": Option(
+        "segment.eval_mode",
         default="label",
-        choices=["label", "alpha"],
         help="label: whole scene, colour = label (occlusion-aware); alpha: the object rendered alone",
-    )
+    )})
     p.add_argument(
         "--n-original",
         type=int,

@@ -14,7 +14,8 @@ def segment_args_to_config(a: argparse.Namespace) -> SegmentConfig:
         tau=a.tau,
         vote_denominator=a.vote_denominator,
         occlusion_test=a.occlusion_test,
-        gd=not a.no_gd,
+        gd=a.gd,
         gd_mode=a.gd_mode,
+        gd_stage=a.gd_stage,
         gd_views=a.gd_views,
     )

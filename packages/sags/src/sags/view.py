@@ -387,14 +387,18 @@ def view_main(argv: list[str]) -> int:
         default=None,
         help="cameras.json / transforms.json / COLMAP sparse/0 (default: found beside the PLY)",
     )
-    p.add_argument(
-        "--provider",
-        default=None,
-        choices=["sam", "floodfill"],
-        help="mask provider (default: the run's config)",
+    from vislab.cmdline import Option, add_config_options
+
+    add_config_options(
+        p,
+        "sags",
+        {
+            "--provider": Option("segment.provider", choices=("sam", "floodfill"), help="mask provider"),
+            "--sam-type": Option("segment.sam_type"),
+            "--sam-checkpoint": Option("segment.sam_checkpoint", help="local SAM checkpoint (sam_vit_b_01ec64.pth, ...)"),
+        },
+        unset="the run's config",
     )
-    p.add_argument("--sam-type", default=None, choices=["vit_b", "vit_l", "vit_h", "tiny"])
-    p.add_argument("--sam-checkpoint", default=None, help="local SAM checkpoint (sam_vit_b_01ec64.pth, ...)")
     p.add_argument("--background", default=None, help="r,g,b in [0,1] (default: the run's, else black)")
     p.add_argument(
         "--res", type=int, default=None, help="frame height when the camera is still (CPU 256, GPU 1024)"
