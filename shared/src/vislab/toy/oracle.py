@@ -25,8 +25,8 @@ joined by ``and``; number words ``two``/``three`` with plurals are read as count
 word (a textual-inversion token such as ``<toy>``) is given meaning with ``concepts``, e.g.
 ``{"<toy>": {"color": "pink", "shape": "star"}}``.
 
-On 1,000 rendered world scenes (1-3 objects, every combination) the oracle finds the right objects
-with the measured accuracies of ``vislab.toy`` README ("The oracle").
+Its accuracy on rendered world scenes and on toy SD samples is measured in the ``vislab.toy`` README
+("The oracle"; ``python -m vislab.toy.oracle 200`` repeats the first).
 """
 
 from __future__ import annotations
@@ -419,5 +419,7 @@ def _selfcheck(n: int = 200, seed: int = 5, resolution: int = 32) -> dict[str, f
     return {"scenes": n, "all_present": present / n, "count_ok": count_ok / n, **{k: v / total for k, v in hits.items()}}
 
 
-if __name__ == "__main__":  # pragma: no cover
-    print(_selfcheck(int(math.floor(float(__import__("sys").argv[1]))) if len(__import__("sys").argv) > 1 else 200))
+if __name__ == "__main__":  # pragma: no cover - ``python -m vislab.toy.oracle [N]``: the README's accuracy check
+    import sys
+
+    print(_selfcheck(int(sys.argv[1]) if len(sys.argv) > 1 else 200))
