@@ -72,6 +72,9 @@ def test_crossfit_folds_keep_identities_together():
     assert set(f.tolist()) == {0, 1}
     with pytest.raises(ConfigError, match="crossfit"):
         crossfit_folds(FaceItems(Items([5, 5]), 4), 2)
+    # videos of one class each: live and spoof videos are dealt separately, so every fold's complement has both
+    f = crossfit_folds(FaceItems(Items([10, 11, 12, 13]), 4), 2)  # items 0, 2 spoof; 1, 3 live
+    assert sorted(f[[0, 2]].tolist()) == [0, 1] and sorted(f[[1, 3]].tolist()) == [0, 1]
     sub = FaceItems(Items(ids), 4).subset([0, 2, 3])
     assert sub.lives().tolist() == [0, 0, 1] and len(sub) == 3
 

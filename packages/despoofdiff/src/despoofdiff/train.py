@@ -124,11 +124,22 @@ def crossfit_folds(items: FaceItems, k: int) -> np.ndarray:
     """(n,) fold index in 0..k-1 of every training frame: identities (else videos) in sorted order are dealt
     round-robin to the folds, so all frames of one person (or video) share a fold."""
     groups = items.groups()
-    uniq = sorted(set(groups))
-    if len(uniq) < k:
-        raise ConfigError(f"bridge.crossfit={k} needs at least {k} training identities/videos, the training split has {len(uniq)}")
-    rank = {g: i % k for i, g in enumerate(uniq)}
-    return np.array([rank[g] for g in groups], dtype=np.int64)
+    lives = items.lives()
+    kind: dict[str, set[int]] = {}
+    for g, y in zip(groups, lives.tolist()):
+        kind.setdefault(g, set()).add(int(y))
+    # stratified: live-only, spoof-only and mixed groups (videos / identities) are dealt separately
+    rank: dict[str, int] = {}
+    for cls in sorted({tuple(sorted(v)) for v in kind.values()}):
+        for i, g in enumerate(sorted(g for g, v in kind.items() if tuple(sorted(v)) == cls)):
+            rank[g] = i % k
+    folds = np.array([rank[g] for g in groups], dtype=np.int64)
+    for j in range(k):
+        outside = lives[folds != j]
+        if not ((outside == 1).any() and (outside == 0).any()):
+            raise ConfigError(f"bridge.crossfit={k}: the training split has too few identities/videos of each class for {k} folds "
+                              f"(the frames outside fold {j} lack live or spoof ones); use bridge.crossfit 0")
+    return folds
 
 
 def make_classifier(cfg: dict[str, Any], streams: str, unet_g: dict[str, Any], unet_s: dict[str, Any] | None):
