@@ -55,30 +55,32 @@ class Option:
     metavar: str | None = None
 
 
-def _preset_values(package: str, key: str) -> list[Any]:
+def _presets(package: str) -> list[dict[str, Any]]:
     from vislab.run import list_presets, load_preset
 
     out = []
     for name in list_presets(package):
         try:
-            v = _get(load_preset(package, name), key)
+            out.append(load_preset(package, name))
         except ConfigError:
             continue
-        if v is not None:
-            out.append(v)
     return out
 
 
-def field_of(package: str, key: str) -> Field:
+def field_of(package: str, key: str, _cache: dict[str, Any] | None = None) -> Field:
     """The schema field ``key`` of ``package``; a null default takes its type from a shipped preset that sets it."""
     from vislab.run import package_schema
 
-    schema = package_schema(package)
-    f = schema.fields.get(key)
+    cache = _cache if _cache is not None else {}
+    if "schema" not in cache:
+        cache["schema"] = package_schema(package)
+    f = cache["schema"].fields.get(key)
     if f is None or (f.kind == "dict" and not f.open):
         raise KeyError(f"{package} config has no field {key!r}")  # a programming error of the command
     if f.default is None:
-        typed = _preset_values(package, key)
+        if "presets" not in cache:
+            cache["presets"] = _presets(package)
+        typed = [v for v in (_get(c, key) for c in cache["presets"]) if v is not None]
         if typed:
             f = dataclasses.replace(f, default=typed[0], nullable=True)
     return f
@@ -163,9 +165,10 @@ def add_config_options(
     if registry is None:
         registry = {}
         parser.set_defaults(**{_FIELDS: registry, _GIVEN: None})
+    cache: dict[str, Any] = {}
     for name, spec in options.items():
         opt = spec if isinstance(spec, Option) else Option(str(spec))
-        f = field_of(package, opt.key)
+        f = field_of(package, opt.key, cache)
         if opt.choices is not None:
             if f.choices and set(opt.choices) - set(f.choices):
                 raise KeyError(f"{opt.key}: {sorted(set(opt.choices) - set(f.choices))} are not choices of the field")
