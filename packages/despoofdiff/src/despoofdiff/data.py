@@ -8,7 +8,7 @@ Every source is adapted to :class:`FaceItems`, a Dataset of dicts
     attack str, domain str, key str (cache key: the frame's path (+ index) or the image's content hash),
     video str (frames of one video share it; test scores are also averaged per video)
 
-Sources: vislab's toy faces (the embedded default), the frame-folder layout of the spec
+Sources: vislab's toy faces (the embedded default), the CSV frame-folder layout
 (``<root>/<dataset>/frames|depth|protocols``), and OULU-NPU / CASIA-FASD / Replay-Attack / MSU-MFSD /
 SiW through vislab.faces' readers. Stage 1 reads :class:`DiffusionDataset` (live-only or
 spoof-only training frames); stage 2 reads :class:`ClassifierDataset` (x, raw N, depth target, live).
@@ -242,7 +242,7 @@ class ClassifierDataModule(pl.LightningDataModule):
 
 
 class FrameListDataset(Dataset):
-    """The spec's layout: ``<root>/<dataset>/protocols/<name>/<split>.csv`` with columns
+    """The CSV frame-folder layout: ``<root>/<dataset>/protocols/<name>/<split>.csv`` with columns
     ``path,label,video_id,attack_type,domain`` (label 1 live, 0 spoof; ``path`` relative to
     ``<root>/<dataset>/frames``), pseudo-depth in ``<root>/<dataset>/depth/<same path>`` when present.
     """

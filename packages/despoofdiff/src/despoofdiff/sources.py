@@ -3,7 +3,7 @@
 - ``toy``: vislab's toy faces (:class:`vislab.faces.ToyFaces`). Protocol ``intra``: train/dev/test are the
   subject-disjoint splits of the source domains, ``cross`` is the unseen target domain (all its identities);
   protocol ``SOURCES@TARGET`` (e.g. ``O-C-I@M``): leave-one-domain-out, test = target domain.
-- ``frames``: the spec's frame-folder layout (``<root>/<dataset>/protocols/<protocol>/{train,dev,test}.csv``).
+- ``frames``: the CSV frame-folder layout (``<root>/<dataset>/protocols/<protocol>/{train,dev,test}.csv``).
 - ``mcio`` / ``oulu`` / ``casia`` / ``replay`` / ``msu`` / ``siw`` / ``uniattack`` / ``list``: real datasets
   through vislab.faces' readers (see :func:`real_sets`).
 """
