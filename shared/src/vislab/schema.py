@@ -172,6 +172,7 @@ def _choices(comment: str) -> tuple[tuple[str, ...] | None, str]:
 
 
 _ZERO_MEANS = re.compile(r"(^|[^\w.])(0|-1|-?\d+)\s*(=|:|means|disables|off|for|to disable|keeps|skips)|\bnegative\b|\bdisable|\boff\b|\bnever\b|0 disables|\bnone\b", re.I)
+_NEGATIVE = re.compile(r"negative|(^|[\s(,=:\[])-\d")  # "-1 = all", "(< 0: causal)"; not a range such as "0-3"
 _NULL_MEANS = re.compile(r"\bnull\b|\bNone\b")
 
 
@@ -196,9 +197,9 @@ def _build(package: str, default: dict[str, Any], comments: dict[str, str], pres
                         f.minimum = 0
                     elif v >= 1 and not says:
                         f.minimum = min(1, smallest)
-                    elif v >= 0 and not re.search(r"-\d|negative", comment):
+                    elif v >= 0 and not _NEGATIVE.search(comment):
                         f.minimum = min(0, smallest)
-                elif v > 0 and not re.search(r"negative|-\d", comment):
+                elif v > 0 and not _NEGATIVE.search(comment):
                     f.minimum = min(0.0, smallest)
             if choices and any(isinstance(o, str) and o not in choices for o in others):
                 f.choices = None  # a shipped preset uses an alternative the comment does not list: treat as open
