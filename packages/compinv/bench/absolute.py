@@ -90,7 +90,7 @@ def main() -> None:
         inv = {"placeholder_expansion": "all", "anchor_mode": "multi", "anchor_tau": 0.05, "alpha_rec": 0.05, "alpha_anc": 0.95,
                "lr": 5e-3, "weight_decay": 0.01}
         m = CompositionalTI(sd, ids, anc, inv).to(dev)
-        opt = torch.optim.AdamW(m.guard.parameters(), lr=5e-3)
+        opt = m.configure_optimizers()
         s = sd.image_size
         batch = {"pixels": torch.rand(args.batch, 3, s, s, device=dev) * 2 - 1,
                  "prompt": ["a photo of a <c> cat"] * args.batch, "ref": ["a photo of a cat cat"] * args.batch}
@@ -106,7 +106,7 @@ def main() -> None:
             loss.backward()
             opt.step()
             opt.zero_grad()
-            m.guard.restore()
+            m.on_train_batch_end(None, batch, 0)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             if i:
