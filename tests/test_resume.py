@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY_CLIP = dict(image_size=32, patch_size=8, embed_dim=32, text_width=64, vision_width=64, text_layers=2,
                  vision_layers=2, heads=2, context_length=24)
 # package -> (short config, step after which the first run is killed, tolerance on the headline metric)
+# (gal4p, compinv: their resume tests are in their packages; incantations learns per prompt without checkpoints)
 CASES: dict[str, tuple[dict, int, float]] = {
     "pvlr": ({"clip": {"source": "tiny"}, "data": {"n_train": 64, "n_val": 64, "batch_size": 16}, "ablations": [],
               "trainer": {"max_epochs": 3}}, 5, 0.15),
@@ -36,6 +37,18 @@ CASES: dict[str, tuple[dict, int, float]] = {
               "baseline": {"steps": 5}, "trainer": {"max_epochs": 3, "check_val_every_n_epoch": 1}}, 4, 0.3),
     "diffspeaker": ({"data": {"train_clips": 12, "test_clips": 4}, "sampling": {"steps": 5, "val_steps": 5},
                      "trainer": {"max_steps": 24, "check_val_every_n_epoch": 100}}, 8, 0.5),
+    "uniattack": ({"data": {"batch_size": 8, "steps_per_epoch": 3, "toy": {"identities": 4, "size": 32, "frames": 1}},
+                   "clip": {"tiny": {"image_size": 32}}, "unseen": {"enabled": False}, "baseline": {"enabled": False},
+                   "trainer": {"max_epochs": 3, "check_val_every_n_epoch": 1}}, 4, 0.3),
+    # two stages: killed in stage 1, resumed there, then stage 2
+    "flallm": ({"data": {"synthetic": {"n_train": 16, "n_dev": 8, "n_test": 8}},
+                "stage1": {"epochs": 3, "batch_size": 8, "val_every": 1}, "stage2": {"epochs": 1, "batch_size": 8, "val_every": 1},
+                "eval_batch_size": 8, "pictures": {"n_clips": 2}, "trainer": {}}, 2, 2.0),  # BLEU points on 8 clips
+    # diffusion models, spoof-noise cache, then the classifier: killed in the classifier stage
+    "despoofdiff": ({"data": {"resolution": 16, "frames": 2, "toy": {"identities": 4, "frames": 2}},
+                     "diffusion": {"steps": 2, "batch_size": 8}, "bridge": {"steps": 2, "batch_size": 32},
+                     "classifier": {"steps": 8, "batch_size": 8, "val_every_n_epochs": 1}, "ablations": [], "pictures": 2,
+                     "trainer": {}}, 3, 0.5),
 }
 
 

@@ -210,7 +210,10 @@ def fit(cfg: dict[str, Any], run: Run | None = None, splits: dict[str, list[dict
     stage1_done = last is not None and stage1_file is not None and stage1_file.is_file()
     if not stage1_done:
         if run is not None:
-            tr1 = _stage_trainer(run, c1, checkpoint={"save_top_k": 0})
+            # last.ckpt at every epoch end (and every trainer.checkpoint interval), so a killed stage 1 resumes
+            # where it stopped; with save_top_k=0 Lightning wrote no last.ckpt before the stage ended
+            tr1 = _stage_trainer(run, c1, checkpoint={"save_top_k": 1, "filename": "stage1-latest",
+                                                      **(run.config.get("trainer", {}).get("checkpoint") or {})})
         else:
             tr1 = _stage_trainer(None, c1, cfg=cfg, enable_checkpointing=False, logger=False)
         tr1.fit(s1, dm, ckpt_path=str(last) if (last and resume_stage == 1) else None)
