@@ -218,3 +218,19 @@ def _configs(tmp_path: Path) -> Path:
     d.mkdir(exist_ok=True)
     (d / "default.yaml").write_text("seed: 0\ntrainer: {}\n")
     return d
+
+
+def test_logger_tensorboard_writes_events_beside_the_csv(tmp_path, monkeypatch):
+    from vislab import run as runmod
+
+    monkeypatch.setattr(runmod, "package_configs", lambda package: _configs(tmp_path))
+    monkeypatch.setattr(runmod, "list_presets", lambda package: ["default"])
+    out = tmp_path / "tb"
+
+    def train(run):
+        _fit(run, 3)
+        run.finish("m", True, 0.0, 1.0)
+
+    assert method_main("demo", train, ["--output-dir", str(out), "--logger", "tensorboard"]) == 0
+    assert list((out / "logs" / "tensorboard").glob("events.out.tfevents.*"))
+    assert (out / "logs" / "metrics.csv").is_file()
