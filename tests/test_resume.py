@@ -62,8 +62,8 @@ def _run(pkg: str, args: list[str], env_extra: dict[str, str] | None = None, tim
 
 
 def _csv_rows(run: Path) -> list[dict[str, str]]:
-    f = run / "logs" / "metrics.csv"
-    return list(csv.DictReader(open(f))) if f.is_file() else []
+    """Rows of every CSV log of the run (multi-stage packages keep one file per stage), with their file."""
+    return [{**row, "_file": f.name} for f in sorted((run / "logs").glob("*.csv")) for row in csv.DictReader(open(f))]
 
 
 @pytest.mark.slow
@@ -95,7 +95,8 @@ def test_kill_then_resume_matches_an_uninterrupted_run(pkg, tmp_path):
     rows = _csv_rows(killed)
     assert steps_before <= {r["step"] for r in rows}, "rows logged before the kill were lost"
     # no (step, metric) logged twice: the rows written after the last checkpoint were replaced, not duplicated
-    seen = Counter((row["step"], key) for row in rows for key, v in row.items() if v not in ("", None) and key not in ("step", "epoch"))
+    seen = Counter((row["_file"], row["step"], key) for row in rows for key, v in row.items()
+                   if v not in ("", None) and key not in ("step", "epoch", "_file"))
     assert not [k for k, n in seen.items() if n > 1], [k for k, n in seen.items() if n > 1][:5]
     stray = [p.name for p in killed.rglob("*-v[0-9]*.ckpt")]
     assert not stray, stray
