@@ -1,4 +1,4 @@
-"""``vislab toy pretrain clip|sd [--preset default|fast] [--steps N] [--out DIR]``.
+"""``vislab toy pretrain clip|sd [--preset default|fast] [--steps N] [--out DIR]``, ``vislab toy pack [--out DIR]``.
 
 ``vislab toy pretrain sd`` also prints the toy SD's failure modes measured by the pixel oracle
 (object dropping rate, concept overfitting rate; :mod:`vislab.toy.failures`), kept in
@@ -30,6 +30,14 @@ def parser() -> argparse.ArgumentParser:
     pre.add_argument("--out", type=Path, default=None, help="output folder (default: the cache)")
     pre.add_argument("--no-failures", action="store_true",
                      help="SD only: skip measuring the failure modes (object dropping, concept overfitting)")
+    pk = sub.add_parser(
+        "pack",
+        help="write the bundled default toy CLIP and SD from the pretrained cache entries",
+        description="Write vislab/toy/bundled/ (safetensors + manifest.json with SHA-256 of every file) "
+        "from the cached pretrained default toy CLIP and toy SD; a cache miss for those entries is then "
+        "rebuilt from the bundle instead of pretrained.",
+    )
+    pk.add_argument("--out", type=Path, default=None, help="bundle folder (default: the package's vislab/toy/bundled)")
     return p
 
 
@@ -105,6 +113,15 @@ def main(argv: list[str] | None = None) -> int:
         p.print_help()
         return 0
     try:
+        if args.cmd == "pack":
+            from vislab.toy.bundle import load_manifest, pack
+
+            out = pack(bundle_dir=args.out)
+            for name, e in load_manifest(out)["entries"].items():
+                size = sum(f["bytes"] for f in e["files"].values())
+                print(f"{name}: {len(e['files'])} files, {size / 1e6:.1f} MB", flush=True)
+            print(out)
+            return 0
         out = pretrain(args)
         if args.cmd == "pretrain" and args.model == "sd" and not args.no_failures:
             from vislab.toy import failures
