@@ -149,7 +149,7 @@ def render_main(argv: list[str]) -> int:
     from sags.viz import save_png
 
     p = argparse.ArgumentParser(
-        prog="sags render", description="Render an INRIA PLY from cameras (PNG per view, plus depth)."
+        prog="sags render", description="Render an INRIA PLY from cameras (one PNG per view)."
     )
     p.add_argument("--ply", required=True)
     p.add_argument("--cameras", required=True)
