@@ -96,7 +96,7 @@ def check_entries(sets: dict[str, Any], strict: bool) -> None:
 
 
 #: the protocol when ``data.protocol`` is null
-DEFAULT_PROTOCOL = {"toy": "intra", "oulu": "1", "siw": "1", "casia": "intra", "replay": "intra", "msu": "intra", "uniattack": "p1"}
+DEFAULT_PROTOCOL = {"toy": "intra", "oulu": "1", "siw": "1", "casia": "intra", "replay": "intra", "msu": "intra", "uniattack": "p1", "list": "lists"}
 
 
 def load_source(data: dict[str, Any]) -> dict[str, FaceItems]:
