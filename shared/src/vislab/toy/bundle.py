@@ -127,6 +127,7 @@ def restore_clip(name: str, cfg: dict[str, Any], out: Path, bundle_dir: Path | N
     from safetensors.torch import load_file
 
     from vislab.clip import clip_tokenizer
+    from vislab.toy.clip_model import tokenize
 
     bundle_dir = bundle_dir or BUNDLE_DIR
     entry = verify(name, bundle_dir)
@@ -149,7 +150,11 @@ def restore_clip(name: str, cfg: dict[str, Any], out: Path, bundle_dir: Path | N
         raise BundleMismatch("the rebuilt toy CLIP's tensors differ from the pretrained ones")
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
-    clip_tokenizer(model_max_length=cfg["context_length"]).save_pretrained(out)
+    tok = clip_tokenizer(model_max_length=cfg["context_length"])
+    # pretraining tokenizes with fixed padding and truncation before saving; the fast tokenizer
+    # keeps that setting and writes it into tokenizer.json, so do the same for identical files
+    tokenize(tok, ["a"], cfg["context_length"])
+    tok.save_pretrained(out)
     for rel in CLIP_COPY:
         if (src / rel).is_file():
             shutil.copyfile(src / rel, out / rel)
