@@ -6,50 +6,53 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from vislab.errors import InputError, VislabError
+from vislab.errors import InputError
 
 
-def build_clip(spec: dict[str, Any]):
-    """A :class:`vislab.clip.ClipEncoder` from ``spec``.
+def build_clip(spec: dict[str, Any], *, pretrain: bool = True):
+    """The CLIP backbone of a training run: :func:`vislab.models.create_clip` of the config's ``clip``
+    section (``source``: tiny | toy | hf | open_clip | openai, or the older ``path`` + ``checkpoint``).
 
-    ``source``: ``tiny`` (random init, ``tiny`` overrides), ``toy`` (vislab's toy CLIP, pretrained
-    locally on first use), ``path`` (``path``: a local HF CLIP folder or an open_clip
-    architecture name, with ``checkpoint``: a local weights file). Nothing is downloaded.
+    Training makes a toy CLIP on first use (:func:`vislab.models.pretrain_toy`); ``pretrain=False``
+    never trains (a missing toy CLIP is an error saying how to make it). Nothing is downloaded.
     """
-    import vislab.clip as vclip
+    from vislab.models import create_clip, pretrain_toy
 
-    source = str(spec.get("source", "tiny"))
-    if source == "tiny":
-        return vclip.tiny_clip(**dict(spec.get("tiny") or {}))
-    if source == "toy":
-        from vislab.toy import toy_clip
-
-        return vclip.load_clip(str(toy_clip(spec.get("toy_preset", "default"))))
-    if source == "path":
-        path = spec.get("path")
-        if not path:
-            raise VislabError("clip.source=path needs clip.path (a local HF CLIP folder or an open_clip model name)")
-        ckpt = spec.get("checkpoint")
-        if ckpt is not None and not Path(str(ckpt)).expanduser().is_file():
-            raise InputError(ckpt, "CLIP checkpoint not found")
-        p = Path(str(path)).expanduser()
-        if ckpt is None and not p.exists():
-            raise InputError(p, "CLIP folder not found (give a local HF CLIP folder, or an open_clip name plus clip.checkpoint)")
-        return vclip.load_clip(str(path), checkpoint=None if ckpt is None else str(ckpt))
-    raise VislabError(f"clip.source must be tiny, toy or path, not {source!r}")
+    if pretrain:
+        pretrain_toy(spec, "clip")
+    return create_clip(spec)
 
 
 def build_model(config: dict[str, Any], clip=None):
     """CFPL model from the run config (``clip``, ``model``, ``finetune_image_encoder``)."""
     from cfpl.model import CFPL
 
-    clip = build_clip(config["clip"]) if clip is None else clip
+    clip = build_clip(config["clip"]) if clip is None else clip  # training: may make the toy CLIP first
     return CFPL(clip, config.get("model") or {}, finetune_image_encoder=bool(config.get("finetune_image_encoder", False)))
 
 
-def checkpoint_meta(config: dict[str, Any]) -> dict[str, Any]:
-    return {"format": "cfpl-v1", "clip": dict(config["clip"]), "model": dict(config.get("model") or {}),
+def checkpoint_meta(config: dict[str, Any], clip=None) -> dict[str, Any]:
+    """What a checkpoint records besides its weights; with ``clip``, also ``clip_embedded`` (the CLIP's
+    architecture, :func:`vislab.models.embedded_clip_spec`), so loading needs neither the CLIP files nor the toy cache."""
+    from vislab.models import embedded_clip_spec
+
+    extra = {} if clip is None else {"clip_embedded": embedded_clip_spec(clip, config["clip"])}
+    return {**extra, "format": "cfpl-v1", "clip": dict(config["clip"]), "model": dict(config.get("model") or {}),
             "finetune_image_encoder": bool(config.get("finetune_image_encoder", False))}
+
+
+def loaded_clip(meta: dict[str, Any], clip_path: str | None = None):
+    """The CLIP of a trained checkpoint, built without training anything: the architecture recorded in
+    ``clip_embedded`` (random weights, the checkpoint's own weights go over them); else the recorded
+    ``clip`` spec, where a toy CLIP must already be in the cache (an error saying how to make it otherwise). ``clip_path`` replaces the recorded
+    CLIP location (for a checkpoint moved between machines)."""
+    from vislab.models import create_clip
+
+    if clip_path is not None:
+        return create_clip({**dict(meta["clip"]), "source": "path", "path": clip_path})
+    if meta.get("clip_embedded") and meta.get("clip_weights") is not False:
+        return create_clip(meta["clip_embedded"])
+    return create_clip(meta["clip"])
 
 
 def load_checkpoint(path: str | Path, clip_path: str | None = None):
@@ -64,11 +67,18 @@ def load_checkpoint(path: str | Path, clip_path: str | None = None):
     if not isinstance(ck, dict) or "cfpl_meta" not in ck or "state_dict" not in ck:
         raise InputError(path, "not a cfpl checkpoint (no cfpl_meta/state_dict; was it written by `cfpl train`?)")
     meta = ck["cfpl_meta"]
-    spec = dict(meta["clip"])
-    if clip_path is not None:
-        spec.update(source="path", path=clip_path)
-    model = build_model({"clip": spec, "model": meta.get("cfpl", meta.get("model")), "finetune_image_encoder": meta.get("finetune_image_encoder", False)})
+    cfg = {"clip": meta["clip"], "model": meta.get("cfpl", meta.get("model")), "finetune_image_encoder": meta.get("finetune_image_encoder", False)}
     state = {k[len("model."):]: v for k, v in ck["state_dict"].items() if k.startswith("model.")}
+    clip = loaded_clip(meta, clip_path)
+    # the CLIP gets the checkpoint's weights before the model is built on it: what the model derives from
+    # the CLIP at construction (prompt token embeddings, teacher text features) then matches training
+    clip_state = {k[len("clip."):]: v for k, v in state.items() if k.startswith("clip.")}
+    if clip_state:
+        try:
+            clip.load_state_dict(clip_state, strict=False)
+        except RuntimeError as e:
+            raise InputError(path, f"checkpoint does not fit the recorded CLIP ({str(e).splitlines()[0][:200]})") from None
+    model = build_model(cfg, clip=clip)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:
@@ -87,3 +97,15 @@ def to_device(model: torch.nn.Module, name: str | None = None) -> torch.device:
     dev = pick_device(name)
     model.to(dev)
     return dev
+
+
+def load(run_dir: str | Path, checkpoint: str = "last.ckpt"):
+    """The trained :class:`cfpl.model.CFPL` of a ``cfpl`` output folder (``checkpoints/<checkpoint>``),
+    eval mode, CPU; ``vislab.models.load_run``'s hook. Its ``checkpoint_meta`` attribute holds the checkpoint's
+    record (``threshold``, ``threshold_rule``, ``clip``, ...). The checkpoint holds every weight and the
+    CLIP's architecture, so neither the original CLIP files nor the toy cache are needed; nothing is trained."""
+    from vislab.io import require_dir
+
+    model, meta = load_checkpoint(require_dir(run_dir, "cfpl run folder") / "checkpoints" / checkpoint)
+    model.checkpoint_meta = meta
+    return model.cpu()

@@ -6,22 +6,14 @@ import csv
 from pathlib import Path
 
 import numpy as np
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from vislab.pictures import pyplot, save_figure
 
 
 def roc_plot(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> Path:
     """curves: name -> (scores P(live), live labels); one ROC line each, AUC in the legend."""
     from cfpl.metrics import auc, roc_curve
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.6, 4.2), dpi=120)
     for name, (s, y) in curves.items():
         fpr, tpr, _ = roc_curve(s, y)
@@ -32,14 +24,12 @@ def roc_plot(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def histogram_plot(path: Path, panels: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str) -> Path:
     """panels: name -> (scores, live labels, threshold); live vs attack histograms of P(live)."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), dpi=120, squeeze=False)
     bins = np.linspace(0, 1, 31)
     for ax, (name, (s, y, thr)) in zip(axes[0], panels.items()):
@@ -52,9 +42,7 @@ def histogram_plot(path: Path, panels: dict[str, tuple[np.ndarray, np.ndarray, f
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def training_curves(path: Path, metrics_csv: Path) -> Path | None:
@@ -64,7 +52,7 @@ def training_curves(path: Path, metrics_csv: Path) -> Path | None:
     rows = list(csv.DictReader(metrics_csv.open()))
     if not rows:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.2), dpi=120)
     for key, ax in (("train/loss", axes[0]), ("train/acc", axes[0])):
         pts = [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
@@ -80,6 +68,4 @@ def training_curves(path: Path, metrics_csv: Path) -> Path | None:
     axes[1].set_title("held-out target domain", fontsize=9)
     axes[1].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)

@@ -95,7 +95,7 @@ def train(run: Run) -> dict[str, Any]:
             b = cfg["baseline"]
             base = linear_probe(model.clip, source_eval, target_eval, steps=int(b["steps"]), lr=float(b["lr"]), seed=int(cfg["seed"]))
             run.log(f"plain-CLIP linear probe: target HTER {base['metrics']['hter']:.4f}, AUC {base['metrics']['auc']:.4f}")
-    module = CFPLModule(model, optim=cfg["optim"], lambda_ptm=float(cfg["lambda_ptm"]), meta=checkpoint_meta(cfg))
+    module = CFPLModule(model, optim=cfg["optim"], lambda_ptm=float(cfg["lambda_ptm"]), meta=checkpoint_meta(cfg, model.clip))
     # the balanced batch sampler shards the batches over the ranks itself; every rank evaluates the whole split
     trainer = run.trainer(use_distributed_sampler=False)
     module.eval_sharded = False

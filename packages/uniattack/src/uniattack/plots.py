@@ -6,23 +6,16 @@ import csv
 from pathlib import Path
 
 import numpy as np
+from vislab.pictures import pyplot, save_figure
 
 FAMILIES = ("live", "physical", "adversarial", "digital")
 
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def roc_plot(path: Path, curves: dict, title: str) -> Path:
     from vislab.metrics import auc, roc_curve
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.6, 4.2), dpi=120)
     for name, (s, y) in curves.items():
         if len(set(np.asarray(y).tolist())) < 2:
@@ -35,13 +28,11 @@ def roc_plot(path: Path, curves: dict, title: str) -> Path:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def histogram_plot(path: Path, p_live: np.ndarray, labels: np.ndarray, thr: float, title: str) -> Path:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 3.4), dpi=120)
     bins = np.linspace(0, 1, 31)
     for k, name in enumerate(FAMILIES):
@@ -53,13 +44,11 @@ def histogram_plot(path: Path, p_live: np.ndarray, labels: np.ndarray, thr: floa
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def confusion_plot(path: Path, pred: np.ndarray, target: np.ndarray, title: str) -> Path:
-    plt = _plt()
+    plt = pyplot()
     K = len(FAMILIES)
     cm = np.zeros((K, K), dtype=int)
     for p, t in zip(pred, target):
@@ -75,9 +64,7 @@ def confusion_plot(path: Path, pred: np.ndarray, target: np.ndarray, title: str)
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def training_curves(path: Path, metrics_csv: Path) -> Path | None:
@@ -86,7 +73,7 @@ def training_curves(path: Path, metrics_csv: Path) -> Path | None:
     rows = list(csv.DictReader(metrics_csv.open()))
     if not rows:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.2), dpi=120)
     for key in ("train/loss", "train/unified", "train/specific", "train/ukm"):
         pts = [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
@@ -102,6 +89,4 @@ def training_curves(path: Path, metrics_csv: Path) -> Path | None:
     axes[1].set_title("dev set", fontsize=9)
     axes[1].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)

@@ -137,7 +137,7 @@ def fit_protocol(run: Run, cfg: dict, protocol: str, max_epochs: int, tag: str, 
     dev_eval, test_eval = Faces(splits["dev"], size, name="dev"), Faces(splits["test"], size, name="test")
     before = assess(model, dev_eval, test_eval)[0] if is_main_process() else None
     module = UniAttackModule(model, optim=cfg["optim"], lambda_s=float(cfg["lambda_s"]), lambda_ukm=float(cfg["lambda_ukm"]),
-                             meta={**checkpoint_meta(cfg), "protocol": protocol}, video_level=video_protocol(cfg))
+                             meta={**checkpoint_meta(cfg, model.clip), "protocol": protocol}, video_level=video_protocol(cfg))
     keep = None
     if tag == "main":  # best.ckpt: lowest dev ACER; last.ckpt: the end of training (for --resume)
         trainer = run.trainer(max_epochs=max_epochs, checkpoint={**BEST, **dict(cfg.get("trainer", {}).get("checkpoint") or {})})
