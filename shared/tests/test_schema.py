@@ -234,3 +234,20 @@ def test_logger_tensorboard_writes_events_beside_the_csv(tmp_path, monkeypatch):
     assert method_main("demo", train, ["--output-dir", str(out), "--logger", "tensorboard"]) == 0
     assert list((out / "logs" / "tensorboard").glob("events.out.tfevents.*"))
     assert (out / "logs" / "metrics.csv").is_file()
+
+
+def test_two_runs_in_one_process_get_two_default_folders(tmp_path, monkeypatch):
+    """A notebook or a script calling the command twice (even within one second) gets two folders, never a refusal."""
+    from vislab import run as runmod
+
+    monkeypatch.setattr(runmod, "package_configs", lambda package: _configs(tmp_path))
+    monkeypatch.setattr(runmod, "list_presets", lambda package: ["default"])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VISLAB_RUN_DIR", raising=False)
+
+    def train(run):
+        run.finish("m", True, 0.0, 1.0, trained=True)
+
+    assert method_main("demo", train, []) == 0
+    assert method_main("demo", train, []) == 0
+    assert len([p for p in (tmp_path / "runs" / "demo").iterdir() if (p / "metrics.json").is_file()]) == 2

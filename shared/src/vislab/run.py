@@ -198,10 +198,16 @@ def resolve_config(package: str, preset: str = "default", user_file: str | Path 
 
 
 def default_output_dir(package: str) -> Path:
-    """``runs/<pkg>/<timestamp>``, shared with DDP workers through ``VISLAB_RUN_DIR``."""
-    if os.environ.get(RUN_DIR_ENV):
+    """``runs/<pkg>/<timestamp>`` (``-2``, ``-3`` ... when that folder is taken), shared with DDP workers
+    through ``VISLAB_RUN_DIR`` (a worker re-runs the command and must land in rank 0's folder)."""
+    if os.environ.get(RUN_DIR_ENV) and not is_main_process():
         return Path(os.environ[RUN_DIR_ENV])
-    return Path("runs") / package / datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / package / datetime.now().strftime("%Y%m%d-%H%M%S")
+    out, n = base, 1
+    while out.exists() and (not out.is_dir() or any(out.iterdir())):
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
 
 
 LOGGERS = ("csv", "tensorboard", "wandb", "mlflow")
