@@ -79,13 +79,14 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
 def check_keys(config: dict[str, Any], update: dict[str, Any], where: str, open_sections: tuple[str, ...] = ("trainer",)) -> None:
     """Raise ConfigError if ``update`` names a key that ``config`` does not have.
 
-    Sections listed in ``open_sections`` (Trainer keyword arguments) accept new keys.
+    Sections listed in ``open_sections`` (Trainer keyword arguments) and mappings that are empty in
+    ``config`` (``{}``: keyword arguments passed on to a library) accept new keys.
     """
     for k, v in update.items():
         if k not in config:
             known = ", ".join(sorted(config))
             raise ConfigError(f"{where}: unknown key {k!r} (known: {known})")
-        if isinstance(v, dict) and isinstance(config[k], dict) and k not in open_sections:
+        if isinstance(v, dict) and isinstance(config[k], dict) and config[k] and k not in open_sections:
             check_keys(config[k], v, f"{where}: {k}", open_sections=())
 
 
