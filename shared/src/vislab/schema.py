@@ -254,6 +254,8 @@ def coerce(f: Field, value: Any, where: str) -> Any:
         if ok:
             value = float(value)
     elif kind == "str":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)  # --data.protocol 1: YAML reads a number, the field holds text
         ok = isinstance(value, str)
     elif kind == "list":
         ok = isinstance(value, list)
