@@ -97,7 +97,14 @@ def test_learn_command_and_bad_input(tiny_dirs, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().startswith("a red circle and a blue square")
     assert (out / "before_after.png").is_file() and (out / "attention.png").is_file()
+    from safetensors.torch import load_file
+
+    emb = load_file(str(out / "prompt_embeds.safetensors"))["prompt_embeds"]
+    assert emb.dim() == 3 and emb.shape[0] == 1  # (1, L, D): what pipe(prompt_embeds=...) takes
+    (tmp_path / "afile").write_text("x")
     bad = [
+        (args[:9] + ["--out", str(tmp_path / "afile")], "existing file"),
+        (args, "already holds a learned incantation"),
         (["learn", "--model", str(tmp_path / "nope"), "--guidance-clip", tiny_dirs["guide"], "--judge-clip", tiny_dirs["judge"],
           "--prompt", "x"], "nope"),
         (["learn", "--model", tiny_dirs["sd"], "--guidance-clip", tiny_dirs["guide"], "--judge-clip", tiny_dirs["guide"],

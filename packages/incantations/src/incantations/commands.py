@@ -10,9 +10,7 @@ import torch
 
 
 def learn_main(argv: list[str]) -> int:
-    from vislab import config as cfgmod
     from vislab import runtime
-    from vislab.run import load_preset
 
     from incantations.pipeline import attention_maps, load_models, run_prompt
     from incantations.plots import save_attention, save_prompt_panel
@@ -30,8 +28,15 @@ def learn_main(argv: list[str]) -> int:
                    help="sampling seeds of the before/after images (held out: not the probe seed or learn.select_seeds)")
     runtime.add_device_argument(p)
     args, rest = p.parse_known_args(argv)
+    from vislab.errors import InputError
+    from vislab.run import resolve_config
+
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError(args.out, "--out is an existing file, not a folder")
+    if (args.out / "incantation.txt").is_file():
+        raise InputError(args.out, "--out already holds a learned incantation; choose another folder")
     device = runtime.pick_device(args.device)
-    cfg = cfgmod.resolve(load_preset("incantations", args.preset), args.config, rest)
+    cfg = resolve_config("incantations", args.preset, args.config, rest)  # typed schema: bad values refused before loading
     cfg["model"]["sd"] = args.model
     if args.guidance_clip:
         cfg["model"]["guidance_clip"] = args.guidance_clip
@@ -56,7 +61,7 @@ def learn_main(argv: list[str]) -> int:
     (out / "incantation.txt").write_text(res.learner.text() + "\n")
     from safetensors.torch import save_file
 
-    save_file({"prompt_embeds": res.learner.prompt_embeds()[0].cpu().contiguous()}, str(out / "prompt_embeds.safetensors"))
+    save_file({"prompt_embeds": res.learner.prompt_embeds()[:1].cpu().contiguous()}, str(out / "prompt_embeds.safetensors"))
     sys.stdout.write(res.learner.text() + "\n")
     print(f"images and attention maps in {out}", file=sys.stderr)
     return 0
@@ -67,10 +72,8 @@ def calibrate_main(argv: list[str]) -> int:
     evaluation (toy SD only: the labels come from the toy world's pixel oracle)."""
     import json
 
-    from vislab import config as cfgmod
     from vislab import runtime
     from vislab.errors import ConfigError
-    from vislab.run import load_preset
 
     from incantations.calibrate import CALIBRATION_SEEDS, calibrate
     from incantations.pipeline import load_models
@@ -85,7 +88,9 @@ def calibrate_main(argv: list[str]) -> int:
     p.add_argument("--out", type=Path, default=None, help="write the result (threshold, J, per-unit rows) as JSON")
     runtime.add_device_argument(p)
     args, rest = p.parse_known_args(argv)
-    cfg = cfgmod.resolve(load_preset("incantations", args.preset), args.config, rest)
+    from vislab.run import resolve_config
+
+    cfg = resolve_config("incantations", args.preset, args.config, rest)
     if cfg["model"]["sd"] != "toy":
         raise ConfigError("incantations calibrate labels units with the toy world's oracle: it needs model.sd: toy "
                           "(for a real SD use guidance.threshold: null, the relative rule)")

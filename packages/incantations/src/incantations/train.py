@@ -148,7 +148,7 @@ def train(run: Run) -> dict[str, Any]:
                                                             "under_represented": res.guidance.under, "p_sem": res.guidance.p_sem}, indent=2))
             from safetensors.torch import save_file
 
-            tensors = {"prompt_embeds": res.learner.prompt_embeds()[0].cpu().contiguous(),
+            tensors = {"prompt_embeds": res.learner.prompt_embeds()[:1].cpu().contiguous(),
                        "slots": res.learner.best_slots().detach().cpu().contiguous()}
             with atomic_path(run.checkpoints / f"{rec['id']}.safetensors") as tmp:
                 save_file(tensors, str(tmp), metadata={"prompt": rec["prompt"], "incantation": res.learner.text(),
