@@ -25,22 +25,26 @@ def _tensor_hashes(path: Path, keys: list[str] | None = None) -> dict[str, str]:
 
 def test_bundle_covers_the_default_entries():
     m = bundle.load_manifest()
-    assert clip_entry() in m["entries"] and sd_entry() in m["entries"], "run 'vislab toy pack' after changing a default preset"
+    for name in (clip_entry(), clip_entry(seed=1), sd_entry()):  # seed 1: incantations' judge
+        assert name in m["entries"], f"{name}: run 'vislab toy pack' after changing a default preset"
     size = sum(f["bytes"] for e in m["entries"].values() for f in e["files"].values())
-    assert size < 20e6
+    assert size < 22e6
 
 
 def test_rebuild_matches_pretrained_cache(tmp_path, monkeypatch):
     pretrained = cache_root() / "toy"
-    if not (pretrained / clip_entry()).is_dir() or not (pretrained / sd_entry()).is_dir():
-        pytest.skip("the pretrained default toy CLIP/SD are not in the cache")
+    if not all((pretrained / n).is_dir() for n in (clip_entry(), clip_entry(seed=1), sd_entry())):
+        pytest.skip("the pretrained default toy CLIPs/SD are not in the cache")
     monkeypatch.setenv("VISLAB_CACHE", str(tmp_path))
-    from vislab.toy import toy_sd
+    from vislab.toy import toy_clip, toy_sd
 
     sd_dir = toy_sd()  # rebuilds the CLIP first, then the SD, both from the bundle
     clip_dir = tmp_path / "toy" / clip_entry()
     assert sd_dir == tmp_path / "toy" / sd_entry()
     assert not (clip_dir / "world_samples.png").exists()  # not pretrained: the pictures are not shipped
+    judge = toy_clip(seed=1)
+    key = ["text_model.embeddings.token_embedding.weight"]
+    assert _tensor_hashes(judge / "model.safetensors", key) == _tensor_hashes(pretrained / judge.name / "model.safetensors", key)
     for rel, keys in [
         (clip_dir.name + "/model.safetensors", ["text_model.embeddings.token_embedding.weight", "logit_scale",
                                                 "vision_model.encoder.layers.2.mlp.fc2.weight"]),

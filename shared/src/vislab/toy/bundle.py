@@ -212,9 +212,16 @@ def build_or_pretrain(name: str, restore, pretrain, out: Path) -> dict[str, Any]
 # ---------------------------------------------------------------------------- pack
 
 
-def pack(preset: str = "default", root: Path | None = None, bundle_dir: Path | None = None) -> Path:
-    """Write the bundle of ``preset``'s toy CLIP and toy SD (read from the pretrained cache
-    entries the current code asks for) into ``bundle_dir`` (default: the package's ``bundled/``)."""
+# the CLIP configs packed besides the preset's own: incantations judges with an independently
+# pretrained toy CLIP (``toy_clip("default", seed=1)``)
+EXTRA_CLIPS: list[dict[str, Any]] = [{"seed": 1}]
+
+
+def pack(preset: str = "default", root: Path | None = None, bundle_dir: Path | None = None,
+         extra_clips: list[dict[str, Any]] | None = None) -> Path:
+    """Write the bundle of ``preset``'s toy CLIP and toy SD, plus the CLIPs of ``extra_clips``
+    (overrides; default :data:`EXTRA_CLIPS`), read from the pretrained cache entries the current
+    code asks for, into ``bundle_dir`` (default: the package's ``bundled/``)."""
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -225,7 +232,9 @@ def pack(preset: str = "default", root: Path | None = None, bundle_dir: Path | N
     bundle_dir = bundle_dir or BUNDLE_DIR
     base = (root or cache_root()) / "toy"
     clip_name, sd_name = clip_entry(preset), sd_entry(preset)
-    for n in (clip_name, sd_name):
+    extras = EXTRA_CLIPS if extra_clips is None else extra_clips
+    extra_names = [clip_entry(preset, **o) for o in extras]
+    for n in (clip_name, sd_name, *extra_names):
         problem = check_marker(base / n) if (base / n).is_dir() else "absent"
         if problem:
             raise ConfigError(f"cannot pack {base / n}: {problem} (run 'vislab toy pretrain clip|sd --preset {preset}' first)")
@@ -233,22 +242,24 @@ def pack(preset: str = "default", root: Path | None = None, bundle_dir: Path | N
     shutil.rmtree(stage, ignore_errors=True)
     entries: dict[str, Any] = {}
 
-    # toy CLIP: sparse token embedding
-    src = base / clip_name
-    full = load_file(src / CLIP_WEIGHTS)
-    init = _init_clip(clip_preset(preset)).state_dict()[EMBED]
-    emb = full[EMBED]
-    rows = (emb != init).any(dim=1).nonzero().flatten().to(torch.int64)
-    rest = {k: v.to(torch.float32).contiguous() for k, v in full.items() if k != EMBED}
-    (stage / clip_name).mkdir(parents=True)
-    save_file({**rest, ROWS: rows, VALUES: emb[rows].contiguous()}, stage / clip_name / "clip.safetensors")
-    for rel in CLIP_COPY:
-        if (src / rel).is_file():
-            shutil.copyfile(src / rel, stage / clip_name / rel)
-    entries[clip_name] = {
-        "kind": "clip", "preset": preset, "token_embedding_rows": len(rows),
-        "token_embedding_sha256": tensors_sha256({EMBED: emb}), "tensors_sha256": tensors_sha256(full),
-    }
+    # toy CLIPs: sparse token embedding
+    for name, overrides in [(clip_name, {}), *zip(extra_names, extras)]:
+        src = base / name
+        weights = load_file(src / CLIP_WEIGHTS)
+        init = _init_clip(clip_preset(preset, **overrides)).state_dict()[EMBED]
+        emb = weights[EMBED]
+        rows = (emb != init).any(dim=1).nonzero().flatten().to(torch.int64)
+        rest = {k: v.to(torch.float32).contiguous() for k, v in weights.items() if k != EMBED}
+        (stage / name).mkdir(parents=True)
+        save_file({**rest, ROWS: rows, VALUES: emb[rows].contiguous()}, stage / name / "clip.safetensors")
+        for rel in CLIP_COPY:
+            if (src / rel).is_file():
+                shutil.copyfile(src / rel, stage / name / rel)
+        entries[name] = {
+            "kind": "clip", "preset": preset, "overrides": overrides, "token_embedding_rows": len(rows),
+            "token_embedding_sha256": tensors_sha256({EMBED: emb}), "tensors_sha256": tensors_sha256(weights),
+        }
+    full = load_file(base / clip_name / CLIP_WEIGHTS)
 
     # toy SD: UNet/VAE verbatim, text encoder = the CLIP's text tower
     src = base / sd_name
