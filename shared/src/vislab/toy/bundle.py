@@ -1,7 +1,8 @@
 """The toy CLIP and toy SD of the ``default`` presets, shipped in the package and verified by hash.
 
 Pretraining both default models takes over ten minutes on a 2-core CPU. The package therefore
-carries their weights in ``vislab/toy/bundled/`` (about 17 MB) with ``manifest.json``, which
+carries their weights, and those of the ``seed=1`` default CLIP (incantations' judge), in
+``vislab/toy/bundled/`` (about 21 MB) with ``manifest.json``, which
 records the SHA-256 of every bundle file and the cache entry (``clip-default-<hash>``,
 ``sd-default-<hash>``) each one reproduces. On a cache miss for exactly such an entry,
 :func:`vislab.toy.toy_clip` / :func:`vislab.toy.toy_sd` rebuild the cache folder from the bundle
