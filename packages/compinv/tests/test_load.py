@@ -43,3 +43,35 @@ def test_load_run_adds_learned_rows(small_cfg, tiny_dirs, tmp_path):
     (out / "learned_embeds.safetensors").unlink()
     with pytest.raises(InputError, match="learned_embeds"):
         load_run(out)
+
+
+def test_load_run_dreambooth_unet(small_cfg, tiny_dirs, tmp_path):
+    import json
+
+    from vislab.diffusion import load_sd
+    from vislab.models import load_run
+    from vislab.testing import make_run
+
+    out = tmp_path / "run"
+    make_run("compinv", out, small_cfg(inversion={"method": "dreambooth"}))
+    (out / "metrics.json").write_text(json.dumps({"package": "compinv"}))
+    model = out / "dreambooth_model"
+    model.mkdir()
+    rows = _learned(tiny_dirs["sd"], model / "learned_embeds.safetensors", 3)
+    _learned(tiny_dirs["sd"], out / "learned_embeds.safetensors", 3)
+    unet = load_sd(tiny_dirs["sd"]).unet
+    with torch.no_grad():
+        unet.conv_out.bias.add_(1.0)  # the fine-tuned UNet differs from the base
+    unet.save_pretrained(model / "unet", safe_serialization=True)
+    (model / "compinv_model.json").write_text(json.dumps({"learner": "dreambooth", "base": tiny_dirs["sd"]}))
+
+    sd = load_run(out)
+    assert torch.equal(sd.unet.conv_out.bias, unet.conv_out.bias)
+    ids = sd.tokenizer.convert_tokens_to_ids(sd.tokens)
+    assert torch.equal(sd.text_encoder.get_input_embeddings().weight[ids], rows)
+    # the plain DreamBooth baseline keeps only its identifier row: it goes on the base UNet
+    (out / "plain_dreambooth").mkdir()
+    plain = _learned(tiny_dirs["sd"], out / "plain_dreambooth" / "learned_embeds.safetensors", 4)
+    sd0 = load_run(out, which="plain")
+    assert not torch.equal(sd0.unet.conv_out.bias, unet.conv_out.bias)
+    assert torch.equal(sd0.text_encoder.get_input_embeddings().weight[ids], plain)

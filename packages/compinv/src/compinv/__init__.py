@@ -34,12 +34,15 @@ def load(run_dir, which: str = "compositional", base=None):
     else:
         emb = require_file(d / "learned_embeds.safetensors", "learned embeddings")
     if dreambooth and which == "compositional":
-        from vislab.diffusion import read_learned_embeds
+        from vislab.diffusion import placeholder_names, read_learned_embeds
 
         # the fine-tuned UNet, with the identifier row saved beside it (added by load_personalized)
         sd, _ = load_personalized(d / "dreambooth_model", base=base, device="cpu", model_file=MODEL_FILE, what="compinv DreamBooth")
         inner = d / "dreambooth_model" / "learned_embeds.safetensors"
-        tokens = list(read_learned_embeds(inner)) if inner.is_file() else load_learned_embeds(emb, sd.tokenizer, sd.text_encoder)
+        if inner.is_file():  # multi-vector placeholders expand to p, p_1, .. as load_learned_embeds names them
+            tokens = [n for key, rows in read_learned_embeds(inner).items() for n in placeholder_names(key, max(1, len(rows.reshape(-1, rows.shape[-1]))))]
+        else:
+            tokens = load_learned_embeds(emb, sd.tokenizer, sd.text_encoder)
     else:  # textual inversion, or the plain DreamBooth baseline (whose UNet is not saved: its row goes on the base SD)
         sd = load_sd(base, device="cpu")
         tokens = load_learned_embeds(emb, sd.tokenizer, sd.text_encoder)
