@@ -269,7 +269,9 @@ def train(run: Run) -> dict[str, Any]:
 
     final = str(state.final_round)
     after = state.evals[final]
-    if "random" in runs and str(result["random"]["final_round"]) in runs["random"]:
+    # the paired comparison needs the random-selection baseline run (runs["random"] is also the main run
+    # when the selection itself is random)
+    if "random" in result and str(result["random"]["final_round"]) in runs.get("random", {}):
         result["paired"] = paired_comparisons(before, after, runs["random"][str(result["random"]["final_round"])])
         result["eval_seed"], result["learned_seeds"] = int(e["seed"]), sorted(learned_seeds(cfg))
     if runtime.is_main_process():
