@@ -94,16 +94,16 @@ def plan(pkg: str, out: Path, quick: bool, toys: Callable[[], dict[str, str]]) -
                              "--output", str(out / "gal4p_generate.png")])
     if pkg == "compinv":
         t = toys()
-        return ([f"--model.toy_preset={t['preset']}", f"--trainer.max_steps={n}", "--eval.seeds=[0]", "--sampling.steps=2",
+        return ([f"--model.toy_preset={t['preset']}", f"--trainer.max_steps={n}", "--eval.seeds=[1000]", "--sampling.steps=2",
                  "--spatial.steps=1", "--spatial.max_iters=1", "--eval.limit=2"],
                 lambda run: ["generate", "--model", t["sd"], "--embeds", str(run / "learned_embeds.safetensors"), "--prompt",
                              "a <pink-star> star and a red circle", "--steps", "2", "--out", str(out / "compinv_generate")])
     if pkg == "incantations":
         t = toys()
         return ([f"--model.toy_preset={t['preset']}", "--prompts.limit=1", "--sampling.steps=4", "--sampling.k_c=1",
-                 "--sampling.k_f=2", f"--learn.iters={n}", "--eval.seeds=[0,1]"],
+                 "--sampling.k_f=2", f"--learn.iters={n}", "--eval.seeds=[1000,1001]"],
                 lambda run: ["learn", "--model", t["sd"], "--guidance-clip", t["clip"], "--judge-clip", str(judge_clip(out)),
-                             "--prompt", "a red circle and a blue square", "--out", str(out / "incantations_learn"), "--seeds", "0",
+                             "--prompt", "a red circle and a blue square", "--out", str(out / "incantations_learn"), "--seeds", "1000",
                              "--learn.iters", "2", "--sampling.steps", "4", "--sampling.k_c", "1", "--sampling.k_f", "2"])
     if pkg in ("cfpl", "uniattack"):
         faces = face_pngs(out / "faces")
