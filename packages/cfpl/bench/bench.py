@@ -18,37 +18,11 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 from vislab.bench import autocast, cli, compare, profile_top, profiling, quick
+from vislab.bench_peers import clip_finetune_step
 
 PAPER_CLIP = dict(image_size=224, patch_size=16, embed_dim=512, text_width=512, vision_width=768, text_layers=12,
                   vision_layers=12, heads=8, context_length=77)
-
-
-def clip_finetune_peer(clip, pixels: torch.Tensor, labels: torch.Tensor, n_classes: int = 2, lr: float = 1e-5,
-                       weight_decay: float = 0.2):
-    """A plain CLIP fine-tuning step: the image tower (ViT + projection) and a linear head on the image
-    embedding, cross-entropy, AdamW; ``clip`` is copied (the step trains it)."""
-    dev = pixels.device
-    enc = copy.deepcopy(clip).to(dev).train()
-    enc.requires_grad_(False)
-    tower = [enc.model.vision_model, enc.model.visual_projection] if enc.backend == "hf" else [enc.model.visual]
-    for m in tower:
-        m.requires_grad_(True)
-    head = torch.nn.Linear(enc.embed_dim, n_classes).to(dev)
-    params = [p for p in enc.parameters() if p.requires_grad] + list(head.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-
-    def step():
-        with autocast(dev):
-            logits = head(enc.encode_image(enc.normalize(pixels)))
-            loss = F.cross_entropy(logits.float(), labels)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return loss.detach()
-
-    return step
 
 
 def _ours(cfg: dict, clip, pixels: torch.Tensor, live: torch.Tensor):
@@ -104,7 +78,7 @@ def step_row(dev: torch.device, reps: int, preset: str, clip_over: dict | None, 
     ours = _ours(cfg, clip, pixels, live)
 
     def peer():
-        return clip_finetune_peer(clip, pixels, 1 - live)
+        return clip_finetune_step(clip, pixels, 1 - live)
 
     ft = "image encoder fine-tuned" if cfg.get("finetune_image_encoder") else "image encoder frozen"
     row = compare(f"training step, {what} ({clip.image_size} px, batch {batch}, {ft})",

@@ -111,3 +111,29 @@ def diffusers_dreambooth(sd, unet: torch.nn.Module, pixels: torch.Tensor, class_
         return loss.detach()
 
     return step
+
+
+def clip_finetune_step(clip, pixels: torch.Tensor, labels: torch.Tensor, n_classes: int = 2, lr: float = 1e-5,
+                       weight_decay: float = 0.2):
+    """A plain CLIP fine-tuning step: the image tower (ViT + projection) and a linear head on the image
+    embedding, cross-entropy, AdamW; ``clip`` is copied (the step trains it)."""
+    dev = pixels.device
+    enc = copy.deepcopy(clip).to(dev).train()
+    enc.requires_grad_(False)
+    tower = [enc.model.vision_model, enc.model.visual_projection] if enc.backend == "hf" else [enc.model.visual]
+    for m in tower:
+        m.requires_grad_(True)
+    head = torch.nn.Linear(enc.embed_dim, n_classes).to(dev)
+    params = [p for p in enc.parameters() if p.requires_grad] + list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+    def step():
+        with autocast(dev):
+            logits = head(enc.encode_image(enc.normalize(pixels)))
+            loss = F.cross_entropy(logits.float(), labels)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    return step
