@@ -62,13 +62,13 @@ def _ours(cfg: dict, clip, pixels: torch.Tensor, label: torch.Tensor):
 
 
 def step_row(dev: torch.device, reps: int, preset: str, clip_over: dict | None, batch: int, what: str) -> dict:
-    from uniattack.build import build_clip
+    from vislab.models import create_clip
     from vislab.run import load_preset
 
     cfg = load_preset("uniattack", preset)
     if clip_over is not None:
         cfg["clip"] = {"source": "tiny", "tiny": clip_over}
-    clip = build_clip(cfg["clip"])
+    clip = create_clip(cfg["clip"], pretrain=True)
     g = torch.Generator().manual_seed(0)
     pixels = torch.rand(batch, 3, clip.image_size, clip.image_size, generator=g).to(dev)
     label = (torch.arange(batch) % 4).to(dev)  # real face, physical, adversarial, digital

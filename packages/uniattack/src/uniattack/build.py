@@ -8,24 +8,13 @@ from typing import Any
 from vislab.errors import InputError
 
 
-def build_clip(spec: dict[str, Any], *, pretrain: bool = True):
-    """The CLIP backbone of a training run: :func:`vislab.models.create_clip` of the config's ``clip``
-    section (``source``: tiny | toy | hf | open_clip | openai, or the older ``path`` + ``checkpoint``).
-
-    Training makes a toy CLIP on first use (:func:`vislab.models.pretrain_toy`); ``pretrain=False``
-    never trains (a missing toy CLIP is an error saying how to make it). Nothing is downloaded.
-    """
-    from vislab.models import create_clip, pretrain_toy
-
-    if pretrain:
-        pretrain_toy(spec, "clip")
-    return create_clip(spec)
-
-
 def build_model(config: dict[str, Any], clip=None):
     from uniattack.model import UniAttack
 
-    clip = build_clip(config["clip"]) if clip is None else clip  # training: may make the toy CLIP first
+    if clip is None:  # training: vislab makes the toy CLIP on first use; loading passes the recorded CLIP
+        from vislab.models import create_clip
+
+        clip = create_clip(config["clip"], pretrain=True)
     return UniAttack(clip, config.get("model") or {}, finetune_image_encoder=bool(config.get("finetune_image_encoder", False)))
 
 
